@@ -1,0 +1,24 @@
+"""ksdnumba: Kernel Stein Discrepancy descent without a deep-learning framework.
+
+Particles are moved to minimise the Kernel Stein Discrepancy (KSD) to a target
+known through its score. The KSD and its gradient are computed in closed form by
+Numba-compiled loops and handed to SciPy's L-BFGS-B.
+"""
+
+from ._result import SamplingResult
+from .descent import ksdd_lbfgs
+from .metrics import ksd
+from .objective import ksd_and_grad
+from .targets import Gaussian, GaussianMixture, ScoreFunction
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "Gaussian",
+    "GaussianMixture",
+    "SamplingResult",
+    "ScoreFunction",
+    "ksd",
+    "ksd_and_grad",
+    "ksdd_lbfgs",
+]

@@ -1,0 +1,140 @@
+"""Input checks shared by every public entry point.
+
+Each check names the argument it looked at and what was wrong with it, so that a
+user reading the error knows which line of their own code to fix.
+"""
+
+import numbers
+
+import numpy as np
+
+_FLOAT_DTYPES = {np.dtype(np.float32): np.float32, np.dtype(np.float64): np.float64}
+
+
+def check_dtype(dtype):
+    """Return ``np.float32`` or ``np.float64`` for `dtype`, or raise."""
+    try:
+        key = np.dtype(dtype)
+    except TypeError as exc:
+        raise TypeError(
+            f"dtype must be np.float32 or np.float64, got {dtype!r}"
+        ) from exc
+    if key not in _FLOAT_DTYPES:
+        raise ValueError(f"dtype must be np.float32 or np.float64, got {key.name}")
+    return _FLOAT_DTYPES[key]
+
+
+def check_particles(x, name="x0", dtype=np.float64):
+    """Return `x` as a C-contiguous ``(n, d)`` array of `dtype`.
+
+    Integers and booleans are not silently accepted as particle coordinates:
+    integers are converted, anything that is not real-valued raises.
+    """
+    arr = np.asarray(x)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise ValueError(
+            f"{name} must be a numeric (real) array, got dtype {arr.dtype}"
+        )
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_particles, n_dims), "
+            f"got {arr.ndim}-D with shape {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    return arr
+
+
+def check_bw(bw, name="bw"):
+    """Return the bandwidth as a positive finite float, or raise."""
+    if isinstance(bw, (bool, np.bool_)) or not isinstance(bw, numbers.Real):
+        raise TypeError(f"{name} must be a positive real number, got {bw!r}")
+    bw = float(bw)
+    if not np.isfinite(bw) or bw <= 0:
+        raise ValueError(f"{name} must be positive and finite, got {bw!r}")
+    return bw
+
+
+def check_positive_int(value, name, minimum=0):
+    """Return `value` as an int >= `minimum`, or raise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_tolerance(value, name):
+    """Return a non-negative finite float tolerance, or raise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a non-negative real number, got {value!r}")
+    value = float(value)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be non-negative and finite, got {value!r}")
+    return value
+
+
+def check_option(value, name, valid):
+    """Return `value` if it is one of the names in `valid`, or raise listing them."""
+    if not isinstance(value, str) or value not in valid:
+        names = ", ".join(repr(v) for v in valid)
+        raise ValueError(f"unknown {name} {value!r}; valid names are {names}")
+    return value
+
+
+def check_field(values, x, what):
+    """Check the ``(n, d)`` output of a target's `what` (``score`` or ``hvp``) at `x`."""
+    arr = np.asarray(values)
+    if arr.shape != x.shape:
+        raise ValueError(
+            f"target.{what} returned shape {arr.shape} for particles of shape "
+            f"{x.shape}; it must return one row per particle, of shape (n, d)"
+        )
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise ValueError(f"target.{what} returned non-numeric dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=x.dtype)
+
+
+def check_random_state(random_state):
+    """Turn None, an int or a Generator into a ``np.random.Generator``."""
+    if isinstance(random_state, np.random.Generator):
+        return random_state
+    if random_state is None or (
+        isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
+    ):
+        return np.random.default_rng(random_state)
+    raise TypeError(
+        "random_state must be None, an int or a numpy.random.Generator, "
+        f"got {type(random_state).__name__}"
+    )
+
+
+class NonFiniteError(ValueError):
+    """A target or the objective produced NaN or infinite values."""
+
+
+def check_finite_field(values, x, what):
+    """`check_field`, then raise :class:`NonFiniteError` if any value is NaN or inf."""
+    arr = check_field(values, x, what)
+    if not np.isfinite(arr).all():
+        bad = int(np.count_nonzero(~np.isfinite(arr).all(axis=1)))
+        raise NonFiniteError(
+            f"target.{what} returned non-finite values (NaN or inf) for {bad} of "
+            f"{x.shape[0]} particles"
+        )
+    return arr
+
+
+def check_target_dims(target, x, name="x0"):
+    """Raise if the target declares a dimension (``n_dims``) other than ``x``'s."""
+    d = getattr(target, "n_dims", None)
+    if d is not None and d != x.shape[1]:
+        raise ValueError(
+            f"{name} has {x.shape[1]} columns (dimensions) but the target is "
+            f"{d}-dimensional"
+        )

@@ -1,0 +1,1018 @@
+r"""Targets: distributions known through their score.
+
+KSD descent never needs the density of the target, only its *score*
+:math:`s(x) = \nabla \log p(x)`, and -- for the gradient of the objective --
+the Hessian of :math:`\log p` applied to a vector. A *target* is therefore any
+object that follows this protocol:
+
+Required
+    ``score(x) -> (n, d)``
+        Row ``i`` is :math:`\nabla \log p(x_i)`.
+    ``hvp(x, v) -> (n, d)``
+        Row ``i`` is :math:`\nabla^2 \log p(x_i)\, v_i` (the Hessian of the log
+        density at ``x_i`` times ``v_i``). The Hessian is symmetric, so this is
+        also the vector-Jacobian product of the score, which is what the chain
+        rule of the objective asks for.
+
+Optional
+    ``logpdf(x) -> (n,)``
+        Log density, possibly up to an additive constant (say so in its
+        docstring). Used by diagnostics and plots, never by the solvers.
+    ``sample(n, random_state=None) -> (n, d)``
+        Exact samples, for reference sets and statistical tests.
+    ``tempered(beta)``
+        A target whose density is proportional to :math:`p^\beta`.
+
+Here ``x`` and ``v`` are arrays of shape ``(n, d)``: one particle (one
+direction) per row. The entry points of the package accept either such an
+object or a plain callable ``score(x)``, through :func:`as_target`.
+
+The analytic targets in this module (:class:`GaussianMixture`,
+:class:`Gaussian`) compute in float64 whatever the dtype of ``x``; callers
+that run in float32 cast the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.linalg import solve_triangular
+
+from ._validation import check_bw, check_positive_int, check_random_state
+
+__all__ = ["Gaussian", "GaussianMixture", "ScoreFunction", "as_target"]
+
+_LOG_2PI = float(np.log(2.0 * np.pi))
+
+# Relative tolerance on max|C - C.T| / max|C| for a full covariance matrix: loose enough
+# for matrices assembled in floating point (A @ A.T), tight enough to catch a typo.
+_SYMMETRY_RTOL = 1e-10
+
+# Central differences err by O(h^2) (truncation) plus O(macheps / h) (round-off); the
+# sum is smallest for h ~ macheps ** (1/3).
+_DEFAULT_FD_EPS = float(np.finfo(np.float64).eps ** (1.0 / 3.0))
+
+
+class Target(Protocol):
+    """What the solvers need from a target: its score and its Hessian-vector product."""
+
+    def score(self, x: np.ndarray) -> np.ndarray: ...
+
+    def hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray: ...
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _readonly(arr: np.ndarray) -> np.ndarray:
+    # The precomputed factors would silently go stale if a user edited these in place.
+    arr.flags.writeable = False
+    return arr
+
+
+def _as_points(x: ArrayLike, n_dims: int, name: str = "x") -> np.ndarray:
+    """Return `x` as a float64 ``(n, n_dims)`` array; a shape check only.
+
+    No scan for NaN here: score and hvp sit in the solver's inner loop, and the
+    entry points check the particles once.
+    """
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n, {n_dims}), got {arr.ndim}-D "
+            f"with shape {arr.shape}"
+        )
+    if arr.shape[1] != n_dims:
+        raise ValueError(
+            f"{name} has {arr.shape[1]} columns but the target has n_dims={n_dims}; "
+            f"expected shape (n, {n_dims}), got {arr.shape}"
+        )
+    return arr
+
+
+def _as_directions(v: ArrayLike, x: np.ndarray, name: str = "v") -> np.ndarray:
+    arr = np.asarray(v, dtype=np.float64)
+    if arr.shape != x.shape:
+        raise ValueError(
+            f"{name} must have the same shape as x {x.shape}, got {arr.shape}"
+        )
+    return arr
+
+
+def _check_means(means: ArrayLike) -> np.ndarray:
+    arr = np.array(means, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(
+            "means must be a 2-D array of shape (n_components, n_dims), got "
+            f"{arr.ndim}-D with shape {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"means must not be empty, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("means contains non-finite values (NaN or inf)")
+    return arr
+
+
+def _check_covariances(
+    covariances: np.ndarray, n_components: int, n_dims: int, name: str, single: bool
+) -> tuple[str, np.ndarray]:
+    """Validate a stack of covariances; return its type and a float64 copy.
+
+    `single` makes the messages speak of one matrix (``covariance``) instead of
+    an element of a stack (``covariances[k]``).
+    """
+    k, d = n_components, n_dims
+    cov = np.array(covariances, dtype=np.float64)
+    if cov.shape == (k,):
+        kind = "isotropic"
+    elif cov.shape == (k, d):
+        kind = "diagonal"
+    elif cov.shape == (k, d, d):
+        kind = "full"
+    else:
+        raise ValueError(
+            f"{name} must have shape ({k},) (isotropic variances), ({k}, {d}) "
+            f"(diagonal variances) or ({k}, {d}, {d}) (full covariance matrices) for "
+            f"{k} component(s) in {d} dimension(s), got shape {cov.shape}"
+        )
+    if not np.all(np.isfinite(cov)):
+        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    if kind != "full":
+        if np.any(cov <= 0):
+            raise ValueError(
+                f"{name} must contain positive variances, got minimum {cov.min()!r}"
+            )
+        return kind, cov
+    for i in range(k):
+        item = name if single else f"{name}[{i}]"
+        c = cov[i]
+        asym = float(np.max(np.abs(c - c.T)))
+        scale = float(np.max(np.abs(c)))
+        if asym > _SYMMETRY_RTOL * scale:
+            raise ValueError(
+                f"{item} is not symmetric: max |C - C.T| = {asym:.3g} exceeds "
+                f"{_SYMMETRY_RTOL:g} * max |C| = {_SYMMETRY_RTOL * scale:.3g}"
+            )
+        # Exact symmetry keeps the Hessian exactly symmetric.
+        cov[i] = 0.5 * (c + c.T)
+        try:
+            np.linalg.cholesky(cov[i])
+        except np.linalg.LinAlgError:
+            raise ValueError(f"{item} is not positive definite") from None
+    return kind, cov
+
+
+def _check_weights(weights: ArrayLike | None, n_components: int) -> np.ndarray:
+    if weights is None:
+        return np.full(n_components, 1.0 / n_components)
+    w = np.array(weights, dtype=np.float64)
+    if w.shape != (n_components,):
+        raise ValueError(
+            f"weights must have shape ({n_components},), one per component, got "
+            f"shape {w.shape}"
+        )
+    if not np.all(np.isfinite(w)):
+        raise ValueError("weights contains non-finite values (NaN or inf)")
+    if np.any(w < 0):
+        raise ValueError(f"weights must be non-negative, got minimum {w.min()!r}")
+    total = w.sum()
+    if total <= 0:
+        raise ValueError("weights must have a positive sum, got all zeros")
+    return w / total
+
+
+def _logsumexp0(a: np.ndarray) -> np.ndarray:
+    """``log(sum(exp(a), axis=0))`` without overflow or 0/0 far from the modes."""
+    top = a.max(axis=0)
+    return top + np.log(np.exp(a - top).sum(axis=0))
+
+
+# --------------------------------------------------------------------------- targets
+
+
+class GaussianMixture:
+    r"""Mixture of Gaussians, with analytic score and Hessian-vector product.
+
+    .. math::
+
+        p(x) = \sum_{k=1}^K w_k\, \mathcal{N}(x;\ \mu_k, \Sigma_k),
+        \qquad \sum_k w_k = 1.
+
+    The density is properly normalised. With the responsibilities
+    :math:`r_k(x) = w_k \mathcal{N}(x; \mu_k, \Sigma_k) / p(x)`, computed by
+    log-sum-exp, the precisions :math:`P_k = \Sigma_k^{-1}` and the component
+    scores :math:`s_k(x) = -P_k (x - \mu_k)`:
+
+    .. math::
+
+        \nabla \log p(x) = s(x) = \sum_k r_k(x)\, s_k(x),
+
+        \nabla^2 \log p(x)\, v = -\sum_k r_k P_k v
+            + \sum_k r_k\, (s_k - s)\, \big((s_k - s) \cdot v\big).
+
+    The Hessian is written as minus the average precision plus the covariance
+    of the component scores under the responsibilities. It equals the textbook
+    :math:`\sum_k r_k (-P_k v + s_k (s_k \cdot v)) - s (s \cdot v)`, but does not
+    subtract two huge, nearly equal terms far from the modes, where the
+    :math:`s_k` are large and one responsibility is close to 1. With one
+    component it is exactly :math:`-P v`.
+
+    Parameters
+    ----------
+    means : array_like, shape (n_components, n_dims)
+        Component means :math:`\mu_k`.
+    covariances : array_like
+        Component covariances, whose number of dimensions gives their type:
+
+        - shape ``(n_components,)``: isotropic, :math:`\Sigma_k = \sigma_k^2 I`
+          (the entries are the variances :math:`\sigma_k^2`);
+        - shape ``(n_components, n_dims)``: diagonal, the variances of each
+          coordinate;
+        - shape ``(n_components, n_dims, n_dims)``: full, symmetric positive
+          definite matrices.
+
+        Isotropic and diagonal components cost :math:`O(d)` per point and
+        component; full ones cost :math:`O(d^2)` and are handled through their
+        Cholesky factors.
+    weights : array_like, shape (n_components,), optional
+        Non-negative mixture weights with a positive sum; normalised to sum to 1.
+        Components of weight 0 are allowed (their responsibility is exactly 0).
+        Default: uniform.
+
+    Attributes
+    ----------
+    means : ndarray, shape (n_components, n_dims)
+        The means, as float64 (read-only).
+    covariances : ndarray
+        The covariances *as given* (float64, read-only): shape
+        ``(n_components,)``, ``(n_components, n_dims)`` or
+        ``(n_components, n_dims, n_dims)``; full matrices are symmetrised.
+    covariance_type : {"isotropic", "diagonal", "full"}
+        Which of the three forms `covariances` has.
+    weights : ndarray, shape (n_components,)
+        The normalised weights (read-only).
+    n_components : int
+        Number of components :math:`K`.
+    n_dims : int
+        Dimension :math:`d` of the space.
+
+    Raises
+    ------
+    ValueError
+        If `means` is not a finite non-empty 2-D array; if `covariances` has a
+        shape that fits none of the three forms, has non-positive or non-finite
+        variances, or has a matrix that is not symmetric or not positive
+        definite; if `weights` has the wrong shape, a negative or non-finite
+        entry, or sums to 0.
+
+    See Also
+    --------
+    Gaussian : the one-component case.
+
+    Notes
+    -----
+    All methods compute in float64 and are vectorised over the points and the
+    components, with :math:`O(n K d)` memory for isotropic and diagonal
+    components.
+
+    Examples
+    --------
+    The two-mode mixture of the KSD descent paper, evaluated near a mode and
+    some 3000 standard deviations away, where the naive ratio of exponentials
+    would be 0/0:
+
+    >>> import numpy as np
+    >>> from ksdnumba.targets import GaussianMixture
+    >>> gm = GaussianMixture(means=[[-1.0, 0.0], [1.0, 0.0]], covariances=[0.1, 0.1])
+    >>> x = np.array([[0.5, 0.5], [1000.0, 1.0]])
+    >>> gm.score(x).round(4).tolist()
+    [[4.9991, -5.0], [-9990.0, -10.0]]
+    >>> print(gm.hvp(x, np.ones_like(x)).round(4))
+    [[ -9.9818 -10.    ]
+     [-10.     -10.    ]]
+    >>> print(gm.sample(1000, random_state=0).shape)
+    (1000, 2)
+    """
+
+    def __init__(
+        self,
+        means: ArrayLike,
+        covariances: ArrayLike,
+        weights: ArrayLike | None = None,
+    ) -> None:
+        means = _check_means(means)
+        n_components, n_dims = means.shape
+        kind, covariances = _check_covariances(
+            covariances, n_components, n_dims, "covariances", single=False
+        )
+        weights = _check_weights(weights, n_components)
+        self._setup(means, kind, covariances, weights)
+
+    def _setup(
+        self, means: np.ndarray, kind: str, covariances: np.ndarray, weights: np.ndarray
+    ) -> None:
+        """Store validated parameters and precompute the factors of every component."""
+        self.means = _readonly(means)
+        self.covariances = _readonly(covariances)
+        self.weights = _readonly(weights)
+        self.covariance_type = kind
+        self.n_components, self.n_dims = means.shape
+        k, d = means.shape
+        if kind == "full":
+            chol = np.linalg.cholesky(covariances)
+            eye = np.eye(d)
+            chol_inv = np.stack([solve_triangular(c, eye, lower=True) for c in chol])
+            precision = np.einsum("kji,kjl->kil", chol_inv, chol_inv)
+            self._chol = chol
+            self._chol_inv = chol_inv
+            self._precision = 0.5 * (precision + precision.transpose(0, 2, 1))
+            logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+        else:
+            var = np.broadcast_to(covariances.reshape(k, -1), (k, d))
+            self._precision = 1.0 / var
+            self._std = np.sqrt(var)
+            logdet = np.log(var).sum(axis=1)
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(weights)  # -inf for empty components, on purpose
+        self._log_norm = log_weights - 0.5 * (d * _LOG_2PI + logdet)
+
+    # -- shared pieces --------------------------------------------------------------
+
+    def _log_joint(self, x: np.ndarray, with_scores: bool):
+        """Return ``log(w_k N(x; mu_k, Sigma_k))`` (K, n) and maybe s_k (K, n, d)."""
+        diff = x[None, :, :] - self.means[:, None, :]
+        if self.covariance_type == "full":
+            z = diff @ self._chol_inv.transpose(0, 2, 1)  # rows L_k^{-1} (x - mu_k)
+            maha = np.einsum("knd,knd->kn", z, z)
+            comp_scores = -(z @ self._chol_inv) if with_scores else None
+        else:
+            scaled = diff * self._precision[:, None, :]
+            maha = np.einsum("knd,knd->kn", diff, scaled)
+            comp_scores = -scaled if with_scores else None
+        return self._log_norm[:, None] - 0.5 * maha, comp_scores
+
+    def _responsibilities_and_scores(self, x: np.ndarray):
+        log_joint, comp_scores = self._log_joint(x, with_scores=True)
+        resp = np.exp(log_joint - _logsumexp0(log_joint))
+        return resp, comp_scores
+
+    # -- protocol -------------------------------------------------------------------
+
+    def score(self, x: ArrayLike) -> np.ndarray:
+        r"""Score :math:`\nabla \log p` at each row of `x`.
+
+        .. math:: s(x) = -\sum_k r_k(x)\, \Sigma_k^{-1} (x - \mu_k)
+
+        Parameters
+        ----------
+        x : array_like, shape (n, n_dims)
+            Points, one per row.
+
+        Returns
+        -------
+        ndarray, shape (n, n_dims)
+            Row ``i`` is :math:`\nabla \log p(x_i)`.
+
+        Raises
+        ------
+        ValueError
+            If `x` is not 2-D with `n_dims` columns.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ksdnumba.targets import GaussianMixture
+        >>> gm = GaussianMixture([[0.0, 0.0]], covariances=[[1.0, 4.0]])
+        >>> print(gm.score(np.array([[1.0, 2.0]])))
+        [[-1.  -0.5]]
+        """
+        x = _as_points(x, self.n_dims)
+        resp, comp_scores = self._responsibilities_and_scores(x)
+        return np.einsum("kn,knd->nd", resp, comp_scores)
+
+    def hvp(self, x: ArrayLike, v: ArrayLike) -> np.ndarray:
+        r"""Hessian of :math:`\log p` at each row of `x` times the same row of `v`.
+
+        .. math::
+
+            \nabla^2 \log p(x)\, v = -\sum_k r_k P_k v
+                + \sum_k r_k\, (s_k - s)\, \big((s_k - s) \cdot v\big)
+
+        (see the class docstring for why this form and not the textbook one).
+
+        Parameters
+        ----------
+        x : array_like, shape (n, n_dims)
+            Points, one per row.
+        v : array_like, shape (n, n_dims)
+            Directions, one per row.
+
+        Returns
+        -------
+        ndarray, shape (n, n_dims)
+            Row ``i`` is :math:`\nabla^2 \log p(x_i)\, v_i`.
+
+        Raises
+        ------
+        ValueError
+            If `x` is not 2-D with `n_dims` columns, or `v` has another shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ksdnumba.targets import GaussianMixture
+        >>> gm = GaussianMixture([[0.0, 0.0]], covariances=[[1.0, 4.0]])
+        >>> print(gm.hvp(np.zeros((1, 2)), np.array([[1.0, 1.0]])))
+        [[-1.   -0.25]]
+        """
+        x = _as_points(x, self.n_dims)
+        v = _as_directions(v, x)
+        resp, comp_scores = self._responsibilities_and_scores(x)
+        score = np.einsum("kn,knd->nd", resp, comp_scores)
+        if self.covariance_type == "full":
+            # v @ P_k is (P_k v)^T row by row, as P_k is symmetric.
+            mean_prec_v = np.einsum("kn,knd->nd", resp, v @ self._precision)
+        else:
+            mean_prec_v = (resp.T @ self._precision) * v
+        dev = comp_scores - score[None, :, :]
+        proj = np.einsum("knd,nd->kn", dev, v)
+        return np.einsum("kn,knd->nd", resp * proj, dev) - mean_prec_v
+
+    def logpdf(self, x: ArrayLike) -> np.ndarray:
+        r"""Normalised log density at each row of `x`.
+
+        .. math::
+
+            \log p(x) = \operatorname{logsumexp}_k \Big( \log w_k
+                - \tfrac12 (x - \mu_k)^\top \Sigma_k^{-1} (x - \mu_k)
+                - \tfrac12 \log \det (2 \pi \Sigma_k) \Big)
+
+        Parameters
+        ----------
+        x : array_like, shape (n, n_dims)
+            Points, one per row.
+
+        Returns
+        -------
+        ndarray, shape (n,)
+            :math:`\log p(x_i)`.
+
+        Raises
+        ------
+        ValueError
+            If `x` is not 2-D with `n_dims` columns.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ksdnumba.targets import GaussianMixture
+        >>> gm = GaussianMixture([[0.0]], covariances=[1.0])
+        >>> print(np.round(gm.logpdf(np.array([[0.0], [1.0]])), 6))
+        [-0.918939 -1.418939]
+        """
+        x = _as_points(x, self.n_dims)
+        log_joint, _ = self._log_joint(x, with_scores=False)
+        return _logsumexp0(log_joint)
+
+    def sample(self, n: int, random_state: Any = None) -> np.ndarray:
+        """Draw `n` independent samples.
+
+        Each sample picks a component with probability `weights`, then adds to
+        its mean the Cholesky factor (or standard deviation) times a standard
+        normal vector.
+
+        Parameters
+        ----------
+        n : int
+            Number of samples, >= 0.
+        random_state : None, int or numpy.random.Generator, optional
+            Source of randomness; an int seeds a fresh ``default_rng``, so the
+            same int gives the same samples.
+
+        Returns
+        -------
+        ndarray, shape (n, n_dims)
+            The samples.
+
+        Raises
+        ------
+        TypeError
+            If `n` is not an integer or `random_state` is of another type.
+        ValueError
+            If `n` is negative.
+
+        Examples
+        --------
+        >>> from ksdnumba.targets import GaussianMixture
+        >>> gm = GaussianMixture([[-1.0, 0.0], [1.0, 0.0]], covariances=[0.1, 0.1])
+        >>> x = gm.sample(5, random_state=42)
+        >>> x.shape
+        (5, 2)
+        >>> bool((x == gm.sample(5, random_state=42)).all())
+        True
+        """
+        n = check_positive_int(n, "n", minimum=0)
+        rng = check_random_state(random_state)
+        labels = rng.choice(self.n_components, size=n, p=self.weights)
+        z = rng.standard_normal((n, self.n_dims))
+        if self.covariance_type == "full":
+            out = np.empty_like(z)
+            for k in range(self.n_components):
+                mask = labels == k
+                out[mask] = z[mask] @ self._chol[k].T
+            return out + self.means[labels]
+        return self.means[labels] + self._std[labels] * z
+
+    def tempered(self, beta: float) -> Target:
+        r"""Target with density proportional to :math:`p^\beta`.
+
+        Its score and hvp are those of this mixture times `beta`; its
+        ``logpdf`` is :math:`\beta \log p`, which is *not* normalised. A
+        tempered mixture is not a mixture, so it has no ``sample``.
+
+        Parameters
+        ----------
+        beta : float
+            Inverse temperature, positive and finite.
+
+        Returns
+        -------
+        target
+            A target with ``score``, ``hvp``, ``logpdf`` and ``tempered``.
+
+        Raises
+        ------
+        ValueError
+            If `beta` is not positive and finite.
+        TypeError
+            If `beta` is not a real number.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ksdnumba.targets import GaussianMixture
+        >>> gm = GaussianMixture([[-1.0], [1.0]], covariances=[0.5, 0.5])
+        >>> hot = gm.tempered(0.5)
+        >>> x = np.array([[0.3]])
+        >>> bool(np.allclose(hot.score(x), 0.5 * gm.score(x)))
+        True
+        """
+        return _Tempered(self, beta)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(n_components={self.n_components}, "
+            f"n_dims={self.n_dims}, covariance_type={self.covariance_type!r})"
+        )
+
+
+class Gaussian(GaussianMixture):
+    r"""Multivariate normal distribution :math:`\mathcal{N}(\mu, \Sigma)`.
+
+    A one-component :class:`GaussianMixture`, so both share one implementation;
+    with one component the formulas reduce exactly to
+
+    .. math::
+
+        \nabla \log p(x) = -\Sigma^{-1}(x - \mu), \qquad
+        \nabla^2 \log p(x)\, v = -\Sigma^{-1} v.
+
+    Parameters
+    ----------
+    mean : array_like, shape (n_dims,)
+        The mean :math:`\mu`.
+    covariance : float or array_like
+        A positive scalar (isotropic variance, :math:`\Sigma = \sigma^2 I`),
+        an array of shape ``(n_dims,)`` (diagonal variances), or a symmetric
+        positive definite matrix of shape ``(n_dims, n_dims)``.
+
+    Attributes
+    ----------
+    mean : ndarray, shape (n_dims,)
+        The mean (read-only).
+    covariance : float or ndarray
+        The covariance as given: a float, or a read-only array of shape
+        ``(n_dims,)`` or ``(n_dims, n_dims)``.
+
+    Besides these, the attributes of :class:`GaussianMixture` (``means``,
+    ``covariances``, ``weights``, ``n_components`` = 1, ``n_dims``) are set.
+
+    Raises
+    ------
+    ValueError
+        If `mean` is not a finite non-empty 1-D array, or `covariance` has
+        another shape, non-positive or non-finite variances, or is not
+        symmetric positive definite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ksdnumba.targets import Gaussian
+    >>> g = Gaussian(mean=[1.0, -1.0], covariance=[[2.0, 0.5], [0.5, 1.0]])
+    >>> print(g.score(np.array([[1.0, -1.0], [2.0, -1.0]])).round(6))
+    [[ 0.        0.      ]
+     [-0.571429  0.285714]]
+    >>> g.tempered(2.0).covariance
+    array([[1.  , 0.25],
+           [0.25, 0.5 ]])
+    """
+
+    def __init__(self, mean: ArrayLike, covariance: ArrayLike) -> None:
+        mean = np.array(mean, dtype=np.float64)
+        if mean.ndim != 1 or mean.size == 0:
+            raise ValueError(
+                "mean must be a non-empty 1-D array of shape (n_dims,), got shape "
+                f"{mean.shape}"
+            )
+        if not np.all(np.isfinite(mean)):
+            raise ValueError("mean contains non-finite values (NaN or inf)")
+        d = mean.shape[0]
+        cov = np.array(covariance, dtype=np.float64)
+        if cov.ndim == 0:
+            stacked = cov.reshape(1)
+        elif cov.shape in ((d,), (d, d)):
+            stacked = cov[None]
+        else:
+            raise ValueError(
+                f"covariance must be a scalar (isotropic variance), shape ({d},) "
+                f"(diagonal variances) or ({d}, {d}) (full matrix) for a "
+                f"{d}-dimensional mean, got shape {cov.shape}"
+            )
+        kind, stacked = _check_covariances(stacked, 1, d, "covariance", single=True)
+        # Not super().__init__: its messages would say "means" and "covariances[0]".
+        self._setup(mean[None, :], kind, stacked, np.ones(1))
+        self.mean = self.means[0]
+        self.covariance = float(stacked[0]) if cov.ndim == 0 else self.covariances[0]
+
+    def tempered(self, beta: float) -> Gaussian:
+        r"""Exact tempering: the Gaussian :math:`\mathcal{N}(\mu, \Sigma / \beta)`.
+
+        Its density is :math:`p^\beta` normalised: unlike a tempered mixture,
+        the result is a :class:`Gaussian`, with a normalised ``logpdf`` and
+        ``sample``.
+
+        Parameters
+        ----------
+        beta : float
+            Inverse temperature, positive and finite.
+
+        Returns
+        -------
+        Gaussian
+            ``Gaussian(mean, covariance / beta)``.
+
+        Raises
+        ------
+        ValueError
+            If `beta` is not positive and finite.
+        TypeError
+            If `beta` is not a real number.
+
+        Examples
+        --------
+        >>> from ksdnumba.targets import Gaussian
+        >>> Gaussian([0.0, 0.0], 2.0).tempered(4.0).covariance
+        0.5
+        """
+        beta = check_bw(beta, "beta")
+        return Gaussian(self.mean, self.covariance / beta)
+
+    def __repr__(self) -> str:
+        return (
+            f"Gaussian(n_dims={self.n_dims}, covariance_type={self.covariance_type!r})"
+        )
+
+
+class ScoreFunction:
+    r"""A target given by plain callables: the score, and optionally its hvp.
+
+    Parameters
+    ----------
+    score : callable
+        ``score(x) -> (n, d)``: row ``i`` is :math:`\nabla \log p(x_i)`.
+    hvp : callable, optional
+        ``hvp(x, v) -> (n, d)``: row ``i`` is :math:`\nabla^2 \log p(x_i)\, v_i`.
+        If omitted, it is a central finite difference of `score` (see `hvp`).
+    eps : float, optional
+        Relative step of the finite difference, positive and finite. Default
+        ``np.finfo(np.float64).eps ** (1/3)`` (about 6.1e-6).
+
+    Attributes
+    ----------
+    eps : float
+        The finite-difference step actually used.
+
+    Raises
+    ------
+    TypeError
+        If `score`, or `hvp` when given, is not callable, or `eps` is not a
+        real number.
+    ValueError
+        If `eps` is not positive and finite.
+
+    Notes
+    -----
+    A :class:`ScoreFunction` knows nothing of the normalising constant, so it
+    has no ``logpdf`` (nor ``sample``).
+
+    Without `hvp`, each call of :meth:`hvp` costs **two extra evaluations of**
+    `score`, and assumes that row ``i`` of ``score(x)`` depends on row ``i``
+    of ``x`` only (true of any score evaluated point by point). The default
+    step balances the :math:`O(h^2)` truncation error against the
+    :math:`O(\epsilon_{\mathrm{mach}} / h)` round-off of central differences;
+    for a smooth score at unit scale the result has a relative error of about
+    1e-10. The difference is taken in float64: a score that computes in
+    float32 needs an analytic `hvp`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ksdnumba.targets import ScoreFunction
+    >>> target = ScoreFunction(lambda x: -x**3)   # log p = -|x|^4 / 4 (per coordinate)
+    >>> x = np.array([[1.0, 2.0]])
+    >>> print(target.hvp(x, np.array([[1.0, 1.0]])).round(8))  # -3 x**2 v
+    [[ -3. -12.]]
+    """
+
+    def __init__(
+        self,
+        score: Callable[[np.ndarray], ArrayLike],
+        hvp: Callable[[np.ndarray, np.ndarray], ArrayLike] | None = None,
+        eps: float | None = None,
+    ) -> None:
+        if not callable(score):
+            raise TypeError(
+                "score must be callable, score(x) -> (n, d), got "
+                f"{type(score).__name__}"
+            )
+        if hvp is not None and not callable(hvp):
+            raise TypeError(
+                "hvp must be None or callable, hvp(x, v) -> (n, d), got "
+                f"{type(hvp).__name__}"
+            )
+        self._score = score
+        self._hvp = hvp
+        self.eps = _DEFAULT_FD_EPS if eps is None else check_bw(eps, "eps")
+
+    @staticmethod
+    def _checked(values: ArrayLike, x: np.ndarray, what: str) -> np.ndarray:
+        arr = np.asarray(values)
+        if arr.shape != x.shape:
+            raise ValueError(
+                f"the {what} function returned shape {arr.shape} for x of shape "
+                f"{x.shape}; it must return one row per point, of shape (n, d)"
+            )
+        return arr
+
+    def score(self, x: ArrayLike) -> np.ndarray:
+        r"""The wrapped score, :math:`\nabla \log p`, at each row of `x`.
+
+        Parameters
+        ----------
+        x : array_like, shape (n, d)
+            Points, one per row; passed on as an ndarray of its own dtype.
+
+        Returns
+        -------
+        ndarray, shape (n, d)
+
+        Raises
+        ------
+        ValueError
+            If the wrapped function returns another shape than `x`'s.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ksdnumba.targets import ScoreFunction
+        >>> print(ScoreFunction(lambda x: -x).score(np.array([[1.0, 2.0]])))
+        [[-1. -2.]]
+        """
+        x = np.asarray(x)
+        return self._checked(self._score(x), x, "score")
+
+    def hvp(self, x: ArrayLike, v: ArrayLike) -> np.ndarray:
+        r"""Hessian of :math:`\log p` at each row of `x` times the same row of `v`.
+
+        The wrapped `hvp` if one was given; otherwise, with
+        :math:`h_i = \mathrm{eps} \cdot \max(1, |x_i|) / |v_i|`,
+
+        .. math::
+
+            (\nabla^2 \log p(x_i)\, v_i) \approx
+            \frac{s(x + h v)_i - s(x - h v)_i}{2 h_i},
+
+        so that every point moves by ``eps * max(1, |x_i|)`` whatever the size
+        of :math:`v_i`; rows with :math:`v_i = 0` give 0. It costs two
+        evaluations of the score (none when `v` is all zeros).
+
+        Parameters
+        ----------
+        x : array_like, shape (n, d)
+            Points, one per row.
+        v : array_like, shape (n, d)
+            Directions, one per row.
+
+        Returns
+        -------
+        ndarray, shape (n, d)
+            Row ``i`` is :math:`\nabla^2 \log p(x_i)\, v_i`; float64 when
+            computed by finite differences.
+
+        Raises
+        ------
+        ValueError
+            If `x` is not 2-D, `v` has another shape, or a wrapped function
+            returns another shape than `x`'s.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ksdnumba.targets import ScoreFunction
+        >>> target = ScoreFunction(lambda x: -2.0 * x)
+        >>> v = np.array([[1.0, 0.5], [0.0, 0.0]])
+        >>> print(target.hvp(np.ones((2, 2)), v).round(8))
+        [[-2. -1.]
+         [ 0.  0.]]
+        """
+        x = np.asarray(x)
+        if x.ndim != 2:
+            raise ValueError(
+                f"x must be a 2-D array of shape (n, d), got {x.ndim}-D with shape "
+                f"{x.shape}"
+            )
+        v = _as_directions(v, x)
+        if self._hvp is not None:
+            return self._checked(self._hvp(x, v), x, "hvp")
+        return self._finite_difference_hvp(x.astype(np.float64, copy=False), v)
+
+    def _finite_difference_hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray:
+        v_max = np.max(np.abs(v), axis=1)
+        moving = v_max > 0
+        if not np.any(moving):
+            return np.zeros_like(x)
+        # Step along the unit direction u_i = v_i / |v_i| by t_i = h_i |v_i|, then scale
+        # back by |v_i|: the same quotient as the formula, but h_i cannot overflow for a
+        # tiny v_i. Dividing by max|v_i| first keeps |v_i| from under- or overflowing.
+        scaled = v / np.where(moving, v_max, 1.0)[:, None]
+        scaled_norm = np.where(moving, np.linalg.norm(scaled, axis=1), 1.0)
+        v_norm = v_max * scaled_norm
+        unit = scaled / scaled_norm[:, None]
+        step = self.eps * np.maximum(1.0, np.linalg.norm(x, axis=1))
+        delta = step[:, None] * unit
+        plus = self._checked(self._score(x + delta), x, "score")
+        minus = self._checked(self._score(x - delta), x, "score")
+        out = (plus - minus) * (v_norm / (2.0 * step))[:, None]
+        out[~moving] = 0.0
+        return out
+
+    def tempered(self, beta: float) -> Target:
+        r"""Target with density proportional to :math:`p^\beta`.
+
+        Its score and hvp are this target's times `beta`.
+
+        Parameters
+        ----------
+        beta : float
+            Inverse temperature, positive and finite.
+
+        Returns
+        -------
+        target
+            A target with ``score``, ``hvp`` and ``tempered``.
+
+        Raises
+        ------
+        ValueError
+            If `beta` is not positive and finite.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ksdnumba.targets import ScoreFunction
+        >>> print(ScoreFunction(lambda x: -x).tempered(3.0).score(np.ones((1, 2))))
+        [[-3. -3.]]
+        """
+        return _Tempered(self, beta)
+
+    def __repr__(self) -> str:
+        hvp = "finite differences" if self._hvp is None else repr(self._hvp)
+        return f"ScoreFunction(score={self._score!r}, hvp={hvp}, eps={self.eps:g})"
+
+
+class _Tempered:
+    r"""Any target raised to the power `beta`: density :math:`\propto p^\beta`.
+
+    Score and hvp are the base's times `beta`. ``logpdf`` exists when the base
+    has one and is :math:`\beta \log p`, unnormalised. There is no ``sample``:
+    ``hasattr(t, "sample")`` is False, and ``t.sample`` raises an
+    AttributeError that explains why (:meth:`Gaussian.tempered` is exact and
+    can sample).
+    """
+
+    def __init__(self, base: Any, beta: float) -> None:
+        self.base = base
+        self.beta = check_bw(beta, "beta")
+
+    def score(self, x: ArrayLike) -> np.ndarray:
+        """``beta * base.score(x)``, shape (n, d)."""
+        return self.beta * np.asarray(self.base.score(x))
+
+    def hvp(self, x: ArrayLike, v: ArrayLike) -> np.ndarray:
+        """``beta * base.hvp(x, v)``, shape (n, d)."""
+        return self.beta * np.asarray(self.base.hvp(x, v))
+
+    @property
+    def logpdf(self) -> Callable[[ArrayLike], np.ndarray]:
+        # A property, so that hasattr(t, "logpdf") tells whether the base has one.
+        base_logpdf = getattr(self.base, "logpdf", None)
+        if base_logpdf is None:
+            raise AttributeError(
+                f"the tempered target has no logpdf because its base "
+                f"{type(self.base).__name__} has none"
+            )
+        beta = self.beta
+
+        def logpdf(x: ArrayLike) -> np.ndarray:
+            """Unnormalised log density, ``beta * base.logpdf(x)``."""
+            return beta * np.asarray(base_logpdf(x))
+
+        return logpdf
+
+    @property
+    def sample(self):
+        raise AttributeError(
+            f"a tempered {type(self.base).__name__} has no exact sampler: p**beta is "
+            "not of the base's family (Gaussian.tempered returns a Gaussian that can "
+            "sample)"
+        )
+
+    def tempered(self, beta: float) -> _Tempered:
+        """Density proportional to ``p ** (self.beta * beta)``; wrappers do not nest."""
+        return _Tempered(self.base, self.beta * check_bw(beta, "beta"))
+
+    def __repr__(self) -> str:
+        return f"_Tempered({self.base!r}, beta={self.beta:g})"
+
+
+def as_target(target: Any) -> Target:
+    """Return `target` as an object with ``score`` and ``hvp``.
+
+    The entry points of the package call this on whatever the user passed.
+
+    Parameters
+    ----------
+    target : object or callable
+        Either an object with callable ``score(x)`` and ``hvp(x, v)``
+        attributes (such as :class:`GaussianMixture`, :class:`Gaussian`,
+        :class:`ScoreFunction` or a tempered target), returned unchanged; or a
+        plain callable ``score(x) -> (n, d)``, wrapped in
+        :class:`ScoreFunction` (whose hvp is then a finite difference).
+
+    Returns
+    -------
+    target
+        An object with ``score`` and ``hvp``.
+
+    Raises
+    ------
+    TypeError
+        If `target` is neither, or is a class rather than an instance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ksdnumba.targets import as_target, Gaussian
+    >>> g = Gaussian([0.0], 1.0)
+    >>> as_target(g) is g
+    True
+    >>> t = as_target(lambda x: -x)
+    >>> type(t).__name__
+    'ScoreFunction'
+    >>> print(t.hvp(np.ones((1, 1)), np.ones((1, 1))).round(8))
+    [[-1.]]
+    """
+    if isinstance(target, type):
+        raise TypeError(
+            f"target must be an instance, got the class {target.__name__}; "
+            f"construct it first, e.g. {target.__name__}(...)"
+        )
+    score = getattr(target, "score", None)
+    if callable(score) and callable(getattr(target, "hvp", None)):
+        return target
+    if callable(target):
+        return ScoreFunction(target)
+    if callable(score):
+        raise TypeError(
+            f"target of type {type(target).__name__} has a score but no hvp method; "
+            "pass ScoreFunction(target.score) for a finite-difference hvp, or add "
+            "hvp(x, v)"
+        )
+    raise TypeError(
+        "target must be an object with score(x) and hvp(x, v) methods (e.g. "
+        "GaussianMixture, Gaussian, ScoreFunction) or a callable score(x) -> (n, d), "
+        f"got {type(target).__name__}"
+    )
