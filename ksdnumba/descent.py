@@ -57,7 +57,7 @@ class _Run:
 
     def record(self, x, fun):
         """Take iterate ``nit`` (0 is the start); True if the callback asks to stop."""
-        x = np.asarray(x, dtype=self.dtype).reshape(self.shape)
+        x = np.array(x, dtype=self.dtype).reshape(self.shape)  # SciPy reuses its buffer
         self.x, self.fun = x, float(fun)
         self.history.append(self.fun)
         if self.store:

@@ -1,0 +1,241 @@
+"""Plotting helpers for 2-D targets and particle clouds.
+
+matplotlib is an optional dependency (``pip install ksdnumba[plot]``): it is
+imported when a function of this module is called, never at import, so that
+``import ksdnumba.plotting`` works without it.
+
+The helpers draw on an existing :class:`matplotlib.axes.Axes` (or on the
+current one) and return it, so that a figure of several panels is one loop::
+
+    ax = plot_target_2d(target, ax=ax)
+    plot_particles(res.x, ax=ax, x_init=x0, trajectory=res.trajectory)
+"""
+
+import numpy as np
+
+__all__ = ["plot_particles", "plot_target_2d"]
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:
+        raise ImportError(
+            "ksdnumba.plotting needs matplotlib; install it with "
+            "`pip install ksdnumba[plot]` (or `pip install matplotlib`)"
+        ) from exc
+    return plt
+
+
+def _axes(ax):
+    plt = _pyplot()
+    return plt.gca() if ax is None else ax
+
+
+def _points_2d(x, name, ndim=2):
+    """``x`` as a float array whose last axis has length 2, or a ValueError."""
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != ndim or arr.shape[-1] != 2:
+        shape = "(n, 2)" if ndim == 2 else "(n_stored, n, 2)"
+        raise ValueError(
+            f"{name} must have shape {shape} for a 2-D plot, got shape {arr.shape}"
+        )
+    return arr
+
+
+def _limits(lim, name):
+    lo, hi = (float(v) for v in lim)
+    if not lo < hi:
+        raise ValueError(f"{name} must be (low, high) with low < high, got {lim!r}")
+    return lo, hi
+
+
+def plot_target_2d(
+    target,
+    ax=None,
+    xlim=(-2.0, 2.0),
+    ylim=(-1.5, 1.5),
+    levels=5,
+    grid=100,
+    quiver=20,
+    contour_kw=None,
+    quiver_kw=None,
+):
+    r"""Draw a 2-D target: contours of its log density and its score field.
+
+    The contours of ``target.logpdf`` are drawn on a ``grid x grid`` mesh
+    (black solid lines, ``alpha=0.6``), and the score :math:`\nabla \log p` as arrows on a
+    coarser ``quiver x quiver`` mesh (red, ``alpha=0.2``). The axes get the
+    given limits and an equal aspect ratio.
+
+    Parameters
+    ----------
+    target : object with ``score`` (and optionally ``logpdf``), or callable
+        A target in two dimensions, such as :class:`ksdnumba.GaussianMixture`;
+        a plain callable is taken as the score. Without ``logpdf`` only the
+        score field is drawn. A log density known up to an additive constant
+        gives the same picture.
+    ax : matplotlib.axes.Axes or None
+        Where to draw; None draws on the current axes.
+    xlim, ylim : tuple of float
+        The region shown, ``(low, high)``.
+    levels : int or array_like
+        Contour levels, passed to :meth:`~matplotlib.axes.Axes.contour`.
+    grid : int
+        Points per side of the mesh of the contours; 0 skips the contours.
+    quiver : int
+        Points per side of the mesh of the arrows; 0 skips the arrows.
+    contour_kw, quiver_kw : dict or None
+        Extra keyword arguments for :meth:`~matplotlib.axes.Axes.contour` and
+        :meth:`~matplotlib.axes.Axes.quiver`; they override the defaults.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        If the target is not two-dimensional (its ``n_dims``, or the shape of
+        its score), or if a limit is not ``(low, high)`` with ``low < high``.
+    ImportError
+        If matplotlib is not installed.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> import ksdnumba as kn
+    >>> from ksdnumba.plotting import plot_target_2d
+    >>> target = kn.GaussianMixture([[-1.0, 0.0], [1.0, 0.0]], [0.3, 0.3])
+    >>> ax = plot_target_2d(target)
+    >>> [float(v) for v in ax.get_xlim()]
+    [-2.0, 2.0]
+    """
+    n_dims = getattr(target, "n_dims", None)
+    if n_dims is not None and n_dims != 2:
+        raise ValueError(f"plot_target_2d needs a 2-D target, got n_dims={n_dims}")
+    xlim = _limits(xlim, "xlim")
+    ylim = _limits(ylim, "ylim")
+    grid = int(grid)
+    quiver = int(quiver)
+    score = target.score if hasattr(target, "score") else target
+    if not callable(score):
+        raise TypeError(
+            f"target must have a score method or be callable, got {type(target).__name__}"
+        )
+    ax = _axes(ax)
+
+    def mesh(m):
+        X, Y = np.meshgrid(np.linspace(*xlim, m), np.linspace(*ylim, m))
+        return X, Y, np.column_stack([X.ravel(), Y.ravel()])
+
+    logpdf = getattr(target, "logpdf", None)
+    if grid > 0 and callable(logpdf):
+        X, Y, xy = mesh(grid)
+        Z = np.asarray(logpdf(xy), dtype=np.float64).reshape(X.shape)
+        # -inf far from every mode (a density that underflows) is left blank.
+        Z = np.ma.masked_invalid(Z)
+        # Solid lines: a single colour would otherwise dash the negative levels,
+        # which for a log density are all of them.
+        ax.contour(X, Y, Z, **{"levels": levels, "colors": "k", "alpha": 0.6,
+                               "linestyles": "solid", "linewidths": 0.8,
+                               **(contour_kw or {})})
+    if quiver > 0:
+        X, Y, xy = mesh(quiver)
+        s = np.asarray(score(xy), dtype=np.float64)
+        if s.shape != xy.shape:
+            raise ValueError(
+                f"plot_target_2d needs a 2-D target: its score returned shape {s.shape} "
+                f"for points of shape {xy.shape}"
+            )
+        ax.quiver(X, Y, s[:, 0].reshape(X.shape), s[:, 1].reshape(X.shape),
+                  **{"color": "red", "alpha": 0.2, **(quiver_kw or {})})
+    ax.set_xlim(xlim)
+    ax.set_ylim(ylim)
+    ax.set_aspect("equal")
+    return ax
+
+
+def plot_particles(
+    x,
+    ax=None,
+    x_init=None,
+    trajectory=None,
+    color="blue",
+    s=4.0,
+    init_color="green",
+    init_s=1.0,
+    label=None,
+    trajectory_kw=None,
+):
+    """Draw 2-D particles, optionally with where they started and their paths.
+
+    Layers, from bottom to top: the trajectories (thin black lines,
+    ``alpha=0.2``), the initial particles (small, green), the final particles
+    (blue). Limits set before (for instance by :func:`plot_target_2d`) are
+    kept; otherwise matplotlib's autoscaling applies.
+
+    Parameters
+    ----------
+    x : array_like of shape (n, 2)
+        Final particles, e.g. ``res.x``.
+    ax : matplotlib.axes.Axes or None
+        Where to draw; None draws on the current axes.
+    x_init : array_like of shape (m, 2) or None
+        Initial particles.
+    trajectory : array_like of shape (n_stored, n, 2) or None
+        Successive positions of the particles, e.g. ``res.trajectory`` of a
+        sampler run with ``store=True``: one line per particle.
+    color, init_color : color
+        Colours of the final and the initial particles.
+    s, init_s : float
+        Marker areas (points squared) of the final and the initial particles.
+    label : str or None
+        Legend label of the final particles.
+    trajectory_kw : dict or None
+        Extra keyword arguments for the trajectory lines
+        (:meth:`~matplotlib.axes.Axes.plot`); they override the defaults.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        If an array is not of dimension 2 in its last axis, or the trajectory
+        does not have one column per particle of ``x``.
+    ImportError
+        If matplotlib is not installed.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from ksdnumba.plotting import plot_particles
+    >>> x = np.random.default_rng(0).normal(size=(10, 2))
+    >>> ax = plot_particles(x, x_init=x / 2)
+    >>> len(ax.collections)
+    2
+    """
+    x = _points_2d(x, "x")
+    if x_init is not None:
+        x_init = _points_2d(x_init, "x_init")
+    if trajectory is not None:
+        trajectory = _points_2d(trajectory, "trajectory", ndim=3)
+        if trajectory.shape[1] != x.shape[0]:
+            raise ValueError(
+                f"trajectory has {trajectory.shape[1]} particles per iterate but x has "
+                f"{x.shape[0]}; expected shape (n_stored, {x.shape[0]}, 2)"
+            )
+    ax = _axes(ax)
+    if trajectory is not None:
+        ax.plot(trajectory[:, :, 0], trajectory[:, :, 1],
+                **{"color": "k", "alpha": 0.2, "linewidth": 0.5, **(trajectory_kw or {})})
+    if x_init is not None:
+        ax.scatter(x_init[:, 0], x_init[:, 1], s=init_s, color=init_color, zorder=2)
+    ax.scatter(x[:, 0], x[:, 1], s=s, color=color, label=label, zorder=3)
+    return ax
