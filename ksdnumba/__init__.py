@@ -7,7 +7,7 @@ Numba-compiled loops and handed to SciPy's L-BFGS-B.
 
 from ._result import SamplingResult
 from .descent import ksdd_lbfgs
-from .metrics import ksd
+from .metrics import ksd, median_bandwidth
 from .objective import ksd_and_grad
 from .targets import Gaussian, GaussianMixture, ScoreFunction
 
@@ -21,4 +21,5 @@ __all__ = [
     "ksd",
     "ksd_and_grad",
     "ksdd_lbfgs",
+    "median_bandwidth",
 ]

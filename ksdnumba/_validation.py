@@ -60,6 +60,16 @@ def check_bw(bw, name="bw"):
     return bw
 
 
+def check_beta(beta):
+    """Return the IMQ exponent as a float in (0, 1), or raise."""
+    if isinstance(beta, (bool, np.bool_)) or not isinstance(beta, numbers.Real):
+        raise TypeError(f"beta must be a real number in (0, 1), got {beta!r}")
+    beta = float(beta)
+    if not 0.0 < beta < 1.0:
+        raise ValueError(f"beta must be in the open interval (0, 1), got {beta!r}")
+    return beta
+
+
 def check_positive_int(value, name, minimum=0):
     """Return `value` as an int >= `minimum`, or raise."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):

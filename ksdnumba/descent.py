@@ -8,15 +8,12 @@ from scipy.optimize import minimize
 from ._result import SamplingResult
 from ._validation import (
     NonFiniteError,
-    check_bw,
     check_dtype,
     check_particles,
     check_positive_int,
-    check_target_dims,
     check_tolerance,
 )
-from .objective import SteinObjective
-from .targets import as_target
+from .objective import make_objective
 
 _BLAS_CONTROLLER = None
 
@@ -101,6 +98,7 @@ def ksdd_lbfgs(
     target,
     kernel="gaussian",
     bw=1.0,
+    beta=0.5,
     max_iter=10000,
     ftol=1e-12,
     gtol=1e-9,
@@ -119,7 +117,7 @@ def ksdd_lbfgs(
         F(x_1, \dots, x_n) = \frac{1}{n^2} \sum_{i,j=1}^n k_p(x_i, x_j),
 
     where :math:`k_p` is the Stein kernel of the target built on the base kernel
-    (Gaussian: :math:`k(x, y) = \exp(-|x - y|^2 / (2\,\mathrm{bw}))`). The
+    (see :func:`ksd_and_grad`). The
     objective and its exact gradient (see :func:`ksd_and_grad`) are handed to
     :func:`scipy.optimize.minimize` with ``method="L-BFGS-B"``. During the solve
     BLAS is held to one thread (restored afterwards): its threads and numba's
@@ -134,10 +132,17 @@ def ksdd_lbfgs(
         The target distribution; a plain callable is taken as its score and
         wrapped in :class:`ScoreFunction` (Hessian-vector products then come
         from finite differences of the score).
-    kernel : {"gaussian"}
-        Base kernel of the Stein kernel.
-    bw : float
-        Bandwidth: squared length scale of the kernel, > 0.
+    kernel : {"gaussian", "imq", "linear"}
+        Base kernel: ``"gaussian"`` :math:`\exp(-|x - y|^2 / (2\,\mathrm{bw}))`,
+        ``"imq"`` :math:`(1 + |x - y|^2 / \mathrm{bw})^{-\beta}`, ``"linear"``
+        :math:`x \cdot y`.
+    bw : float or "median"
+        Bandwidth: squared length scale of the kernel, > 0. ``"median"`` takes
+        :func:`median_bandwidth` of ``x0`` once, and keeps it for the whole run
+        (the objective must not change under L-BFGS-B). Ignored by the linear
+        kernel.
+    beta : float
+        Exponent of the IMQ kernel, in (0, 1); checked but unused by the others.
     max_iter : int
         Maximum number of L-BFGS-B iterations, >= 0. ``max_iter=0`` evaluates
         the objective at ``x0`` and returns. The number of evaluations is capped
@@ -196,9 +201,7 @@ def ksdd_lbfgs(
     """
     dtype = check_dtype(dtype)
     x0 = check_particles(x0, "x0", dtype)
-    target = as_target(target)
-    check_target_dims(target, x0, "x0")
-    objective = SteinObjective(target, kernel, check_bw(bw), backend)
+    objective, _ = make_objective(x0, target, kernel, bw, beta, backend, "x0")
     max_iter = check_positive_int(max_iter, "max_iter")
     ftol = check_tolerance(ftol, "ftol")
     gtol = check_tolerance(gtol, "gtol")

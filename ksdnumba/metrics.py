@@ -1,13 +1,15 @@
 """Measures of sample quality."""
 
-from ._validation import check_bw, check_option, check_particles, check_target_dims
-from .objective import SteinObjective, _particles_dtype
-from .targets import as_target
+from ._bandwidth import median_bandwidth
+from ._validation import check_option, check_particles
+from .objective import _particles_dtype, make_objective
+
+__all__ = ["ksd", "median_bandwidth"]
 
 STATISTICS = ("v", "u")
 
 
-def ksd(x, target, kernel="gaussian", bw=1.0, statistic="v", backend="auto"):
+def ksd(x, target, kernel="gaussian", bw=1.0, beta=0.5, statistic="v", backend="auto"):
     r"""Squared Kernel Stein Discrepancy between particles and a target.
 
     .. math::
@@ -27,10 +29,13 @@ def ksd(x, target, kernel="gaussian", bw=1.0, statistic="v", backend="auto"):
         Particles (at least 2 for the U-statistic).
     target : object with ``score``, or callable
         The target distribution (only its score is used).
-    kernel : {"gaussian"}
-        Base kernel of the Stein kernel.
-    bw : float
-        Bandwidth: squared length scale of the kernel, > 0.
+    kernel : {"gaussian", "imq", "linear"}
+        Base kernel of the Stein kernel (see :func:`ksd_and_grad`).
+    bw : float or "median"
+        Bandwidth: squared length scale of the kernel, > 0, or ``"median"`` for
+        :func:`median_bandwidth` of ``x``. Ignored by the linear kernel.
+    beta : float
+        Exponent of the IMQ kernel, in (0, 1).
     statistic : {"v", "u"}
         Which estimator to return.
     backend : {"auto", "cpu"}
@@ -65,7 +70,5 @@ def ksd(x, target, kernel="gaussian", bw=1.0, statistic="v", backend="auto"):
     x = check_particles(x, "x", _particles_dtype(x))
     if statistic == "u" and x.shape[0] < 2:
         raise ValueError("the U-statistic needs at least 2 particles, got 1")
-    target = as_target(target)
-    check_target_dims(target, x, "x")
-    objective = SteinObjective(target, kernel, check_bw(bw), backend)
+    objective, _ = make_objective(x, target, kernel, bw, beta, backend)
     return float(objective.value(x, statistic))

@@ -21,9 +21,10 @@ where :math:`H = \nabla^2 \log p` is applied through the target's ``hvp``.
 
 import numpy as np
 
+from ._bandwidth import resolve_bw
 from ._validation import (
     NonFiniteError,
-    check_bw,
+    check_beta,
     check_finite_field,
     check_option,
     check_particles,
@@ -32,15 +33,22 @@ from ._validation import (
 from .kernels import _cpu
 from .targets import as_target
 
-KERNELS = ("gaussian",)
+KERNELS = ("gaussian", "imq", "linear")
 BACKENDS = ("auto", "cpu")
 
-# kernel name -> (sums with gradients, total only, diagonal k_p(x, x) from (s, bw))
+# kernel name -> functions of (x, s, bw, beta): all pairs' sum with its partial
+# gradients, the sum alone, and the diagonal k_p(x_i, x_i).
 _CPU = {
     "gaussian": (
-        _cpu.gaussian_stein_sums,
-        _cpu.gaussian_stein_total,
-        lambda s, bw: np.einsum("ij,ij->i", s, s) + s.shape[1] / bw,
+        lambda x, s, bw, beta: _cpu.gaussian_stein_sums(x, s, bw),
+        lambda x, s, bw, beta: _cpu.gaussian_stein_total(x, s, bw),
+        lambda x, s, bw, beta: _cpu.gaussian_stein_diagonal(x, s, bw),
+    ),
+    "imq": (_cpu.imq_stein_sums, _cpu.imq_stein_total, _cpu.imq_stein_diagonal),
+    "linear": (
+        lambda x, s, bw, beta: _cpu.linear_stein_sums(x, s),
+        lambda x, s, bw, beta: _cpu.linear_stein_total(x, s),
+        lambda x, s, bw, beta: _cpu.linear_stein_diagonal(x, s),
     ),
 }
 
@@ -65,17 +73,20 @@ class SteinObjective:
     kernel : str
         One of :data:`KERNELS`.
     bw : float
-        Bandwidth (squared length scale), already checked.
+        Bandwidth (squared length scale), already resolved and checked.
+    beta : float
+        Exponent of the IMQ kernel, already checked.
     backend : str
         One of :data:`BACKENDS`.
     """
 
-    def __init__(self, target, kernel, bw, backend):
+    def __init__(self, target, kernel, bw, beta, backend):
         self.target = target
-        self.kernel = check_option(kernel, "kernel", KERNELS)
+        self.kernel = kernel
         self.bw = bw
+        self.beta = beta
         self.backend = _resolve_backend(backend)
-        self._sums, self._total, self._diagonal = _CPU[self.kernel]
+        self._sums, self._total, self._diagonal = _CPU[kernel]
 
     def score(self, x):
         """The target's score at ``x``, checked for shape and finiteness."""
@@ -85,9 +96,10 @@ class SteinObjective:
         """Squared KSD at ``x``: V-statistic (``"v"``) or U-statistic (``"u"``)."""
         n = x.shape[0]
         s = self.score(x)
-        total = self._total(x, s, self.bw)
+        total = self._total(x, s, self.bw, self.beta)
         if statistic == "u":
-            return (total - self._diagonal(s, self.bw).sum()) / (n * (n - 1))
+            diagonal = self._diagonal(x, s, self.bw, self.beta).sum()
+            return (total - diagonal) / (n * (n - 1))
         return total / n**2
 
     def value_and_grad(self, x):
@@ -100,7 +112,7 @@ class SteinObjective:
         """
         n = x.shape[0]
         s = self.score(x)
-        total, gx, gs = self._sums(x, s, self.bw)
+        total, gx, gs = self._sums(x, s, self.bw, self.beta)
         c = 2.0 / n**2
         hv = check_finite_field(self.target.hvp(x, (c * gs).astype(x.dtype)), x, "hvp")
         grad = c * gx
@@ -120,7 +132,22 @@ def _particles_dtype(x):
     return np.float32 if dtype == np.float32 else np.float64
 
 
-def ksd_and_grad(x, target, kernel="gaussian", bw=1.0, backend="auto"):
+def make_objective(x, target, kernel, bw, beta, backend, name="x"):
+    """Check the arguments shared by every KSD entry point and build the objective.
+
+    ``x`` must already be a checked particle array; ``bw="median"`` is resolved
+    at ``x``. Returns the objective and the target as :func:`as_target` made it.
+    """
+    target = as_target(target)
+    check_target_dims(target, x, name)
+    kernel = check_option(kernel, "kernel", KERNELS)
+    beta = check_beta(beta)
+    # The linear kernel has no bandwidth: bw is ignored (and not resolved) there.
+    bw = 1.0 if kernel == "linear" else resolve_bw(bw, x)
+    return SteinObjective(target, kernel, bw, beta, backend), target
+
+
+def ksd_and_grad(x, target, kernel="gaussian", bw=1.0, beta=0.5, backend="auto"):
     r"""Squared KSD (V-statistic) of the particles and its gradient.
 
     This is the objective minimised by :func:`ksdnumba.ksdd_lbfgs`, exposed for
@@ -133,9 +160,9 @@ def ksd_and_grad(x, target, kernel="gaussian", bw=1.0, backend="auto"):
         k_p(x, y) = s(x)^\top s(y) k(x, y) + s(x)^\top \nabla_y k(x, y)
         + s(y)^\top \nabla_x k(x, y) + \nabla_x \cdot \nabla_y k(x, y),
 
-    with :math:`s = \nabla \log p` and the Gaussian kernel
-    :math:`k(x, y) = \exp(-|x - y|^2 / (2\,\mathrm{bw}))`. The gradient is exact:
-    closed-form pair sums, chained through the target's Hessian-vector product.
+    with :math:`s = \nabla \log p` and the base kernel :math:`k`. The gradient is
+    exact: closed-form pair sums, chained through the target's Hessian-vector
+    product.
 
     Parameters
     ----------
@@ -145,17 +172,23 @@ def ksd_and_grad(x, target, kernel="gaussian", bw=1.0, backend="auto"):
     target : object with ``score`` and ``hvp``, or callable
         The target distribution; a plain callable is taken as its score and
         wrapped in :class:`ksdnumba.ScoreFunction`.
-    kernel : {"gaussian"}
-        Base kernel of the Stein kernel.
-    bw : float
-        Bandwidth: the squared length scale of the kernel, > 0.
+    kernel : {"gaussian", "imq", "linear"}
+        Base kernel: ``"gaussian"`` :math:`\exp(-|x - y|^2 / (2\,\mathrm{bw}))`,
+        ``"imq"`` :math:`(1 + |x - y|^2 / \mathrm{bw})^{-\beta}`, ``"linear"``
+        :math:`x \cdot y` (O(n d^2) time: no pair loop).
+    bw : float or "median"
+        Bandwidth: the squared length scale of the kernel, > 0, or ``"median"``
+        for :func:`ksdnumba.median_bandwidth` of ``x``. Ignored by the linear
+        kernel.
+    beta : float
+        Exponent of the IMQ kernel, in (0, 1); checked but unused by the others.
     backend : {"auto", "cpu"}
         Where the pair sums run.
 
     Returns
     -------
     value : float
-        :math:`\mathrm{KSD}^2`, V-statistic (diagonal included, so >= 0).
+        :math:`\mathrm{KSD}^2`, V-statistic (diagonal included).
     grad : ndarray of shape (n, d)
         Its gradient with respect to the particles, in ``x``'s dtype.
 
@@ -181,8 +214,6 @@ def ksd_and_grad(x, target, kernel="gaussian", bw=1.0, backend="auto"):
     True
     """
     x = check_particles(x, "x", _particles_dtype(x))
-    target = as_target(target)
-    check_target_dims(target, x, "x")
-    objective = SteinObjective(target, kernel, check_bw(bw), backend)
+    objective, _ = make_objective(x, target, kernel, bw, beta, backend)
     value, grad = objective.value_and_grad(x)
     return float(value), grad.astype(x.dtype, copy=False)

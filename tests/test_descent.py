@@ -19,6 +19,28 @@ def test_samples_standard_normal_from_uniform_start():
     assert res.x.var() == pytest.approx(1.0, abs=0.02)
 
 
+@pytest.mark.parametrize("kernel, bw", [("imq", 4.0), ("gaussian", "median")])
+def test_other_kernels_sample_standard_normal(kernel, bw):
+    target = kn.Gaussian(np.zeros(1), 1.0)
+    x0 = np.random.default_rng(0).uniform(-3, 3, size=(100, 1))
+    res = kn.ksdd_lbfgs(x0, target, kernel=kernel, bw=bw)
+    assert res.success, res.message
+    assert abs(stats.kurtosis(res.x[:, 0])) < 0.1
+    assert res.x.var() == pytest.approx(1.0, abs=0.02)
+
+
+def test_linear_kernel_matches_two_moments():
+    """The linear Stein kernel only sees E[s(x) x^T] = -I: mean 0 and variance 1."""
+    target = kn.Gaussian(np.zeros(1), 1.0)
+    x0 = np.random.default_rng(0).uniform(-3, 3, size=(100, 1))
+    res = kn.ksdd_lbfgs(x0, target, kernel="linear")
+    assert res.success, res.message
+    # With s(x) = -x and A = sum_i x_i^2, V = (A^2 - 2 n A) / n^2 + 1: minimal,
+    # and 0, at A = n.
+    assert np.mean(res.x[:, 0] ** 2) == pytest.approx(1.0, rel=1e-8)
+    assert abs(res.fun) < 1e-12
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (1, 10), (10, 1), (10, 3)])
 def test_output_shapes(shape):
     n, d = shape

@@ -15,10 +15,44 @@ def _problem(n, d, seed=0, scale=1.0):
     return scale * rng.normal(size=(n, d)), rng.normal(size=(n, d))
 
 
+def _cpu_sums(kernel, x, s, bw, beta, parallel=None):
+    if kernel == "gaussian":
+        return _cpu.gaussian_stein_sums(x, s, bw, parallel=parallel)
+    if kernel == "imq":
+        return _cpu.imq_stein_sums(x, s, bw, beta, parallel=parallel)
+    return _cpu.linear_stein_sums(x, s)
+
+
+def _cpu_total(kernel, x, s, bw, beta, parallel=None):
+    if kernel == "gaussian":
+        return _cpu.gaussian_stein_total(x, s, bw, parallel=parallel)
+    if kernel == "imq":
+        return _cpu.imq_stein_total(x, s, bw, beta, parallel=parallel)
+    return _cpu.linear_stein_total(x, s)
+
+
+def _cpu_diagonal(kernel, x, s, bw, beta):
+    if kernel == "gaussian":
+        return _cpu.gaussian_stein_diagonal(x, s, bw)
+    if kernel == "imq":
+        return _cpu.imq_stein_diagonal(x, s, bw, beta)
+    return _cpu.linear_stein_diagonal(x, s)
+
+
 def _assert_rows_close(actual, expected, err_msg):
     # Row sums can cancel to ~0; measure their error against the largest entry.
     atol = RTOL * max(np.abs(expected).max(), 1e-300)
     np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=atol, err_msg=err_msg)
+
+
+def _assert_sums_match(kernel, x, s, bw, beta, parallel, msg):
+    total, gx, gs = ref.stein_sums(kernel, x, s, bw, beta)
+    total_cpu, gx_cpu, gs_cpu = _cpu_sums(kernel, x, s, bw, beta, parallel)
+    np.testing.assert_allclose(total_cpu, total, rtol=RTOL, err_msg=msg)
+    _assert_rows_close(gx_cpu, gx, msg + " (gradient in x)")
+    _assert_rows_close(gs_cpu, gs, msg + " (gradient in s)")
+    total_only = _cpu_total(kernel, x, s, bw, beta, parallel)
+    np.testing.assert_allclose(total_only, total, rtol=RTOL, err_msg=msg + " (total)")
 
 
 @pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "serial"])
@@ -27,79 +61,116 @@ def _assert_rows_close(actual, expected, err_msg):
 @pytest.mark.parametrize("bw", [0.1, 1.0, 7.0])
 def test_gaussian_sums_match_reference(n, d, bw, parallel):
     x, s = _problem(n, d, seed=n * 10 + d)
-    total, gx, gs = ref.gaussian_stein_sums(x, s, bw)
-    total_cpu, gx_cpu, gs_cpu = _cpu.gaussian_stein_sums(x, s, bw, parallel=parallel)
-    msg = f"n={n} d={d} bw={bw} parallel={parallel}"
-    np.testing.assert_allclose(total_cpu, total, rtol=RTOL, err_msg=msg)
-    _assert_rows_close(gx_cpu, gx, msg + " (gradient in x)")
-    _assert_rows_close(gs_cpu, gs, msg + " (gradient in s)")
-    total_only = _cpu.gaussian_stein_total(x, s, bw, parallel=parallel)
-    np.testing.assert_allclose(total_only, total, rtol=RTOL, err_msg=msg + " (total)")
+    _assert_sums_match("gaussian", x, s, bw, 0.5, parallel, f"n={n} d={d} bw={bw} {parallel}")
 
 
+@pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "serial"])
+@pytest.mark.parametrize("d", [1, 2, 5])
+@pytest.mark.parametrize("n", [1, 17, 200])
+@pytest.mark.parametrize("bw, beta", [(0.1, 0.5), (1.0, 0.2), (7.0, 0.9), (1.0, 0.5)])
+def test_imq_sums_match_reference(n, d, bw, beta, parallel):
+    x, s = _problem(n, d, seed=n * 10 + d)
+    msg = f"n={n} d={d} bw={bw} beta={beta} {parallel}"
+    _assert_sums_match("imq", x, s, bw, beta, parallel, msg)
+
+
+@pytest.mark.parametrize("d", [1, 2, 5])
+@pytest.mark.parametrize("n", [1, 2, 17, 200])
+def test_linear_sums_match_reference(n, d):
+    x, s = _problem(n, d, seed=n * 10 + d)
+    _assert_sums_match("linear", x, s, 1.0, 0.5, None, f"n={n} d={d}")
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "imq", "linear"])
+def test_diagonal_matches_reference(kernel):
+    x, s = _problem(9, 3)
+    K = ref.stein_matrix(kernel, x, s, 0.7, 0.3)
+    np.testing.assert_allclose(_cpu_diagonal(kernel, x, s, 0.7, 0.3), np.diag(K), rtol=1e-13)
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "imq"])
 @pytest.mark.parametrize("n", [255, 256, 257, 600])
-def test_partner_blocks_cover_every_pair(n):
+def test_partner_blocks_cover_every_pair(kernel, n):
     """n around and above the block size: every partner j is counted once."""
     x, s = _problem(n, 2, seed=n)
-    total, gx, gs = ref.gaussian_stein_sums(x, s, 0.5)
-    total_cpu, gx_cpu, gs_cpu = _cpu.gaussian_stein_sums(x, s, 0.5)
-    np.testing.assert_allclose(total_cpu, total, rtol=RTOL)
-    _assert_rows_close(gx_cpu, gx, "gx")
-    _assert_rows_close(gs_cpu, gs, "gs")
+    _assert_sums_match(kernel, x, s, 0.5, 0.5, None, f"n={n}")
 
 
-def test_parallel_and_serial_are_bit_identical():
+@pytest.mark.parametrize("kernel", ["gaussian", "imq"])
+def test_parallel_and_serial_are_bit_identical(kernel):
     x, s = _problem(300, 3)
-    a = _cpu.gaussian_stein_sums(x, s, 0.3, parallel=True)
-    b = _cpu.gaussian_stein_sums(x, s, 0.3, parallel=False)
-    c = _cpu.gaussian_stein_sums(x, s, 0.3, parallel=True)
+    a = _cpu_sums(kernel, x, s, 0.3, 0.5, parallel=True)
+    b = _cpu_sums(kernel, x, s, 0.3, 0.5, parallel=False)
+    c = _cpu_sums(kernel, x, s, 0.3, 0.5, parallel=True)
     for u, v, w in zip(a, b, c):
         np.testing.assert_array_equal(u, v)
         np.testing.assert_array_equal(u, w)
 
 
-def test_stein_matrix_is_symmetric_and_sums_agree():
+@pytest.mark.parametrize("kernel", ["gaussian", "imq", "linear"])
+def test_stein_matrix_is_symmetric(kernel):
     x, s = _problem(30, 3)
-    K = ref.gaussian_stein_matrix(x, s, 0.8)
+    K = ref.stein_matrix(kernel, x, s, 0.8, 0.5)
     np.testing.assert_allclose(K, K.T, rtol=1e-13, atol=1e-13)
-    np.testing.assert_allclose(ref.gaussian_stein_sums(x, s, 0.8)[0], K.sum(), rtol=1e-13)
 
 
-def test_reference_stein_kernel_from_its_definition():
+def _base_kernel_and_derivatives(kernel, x, y, bw, beta):
+    """k, grad_x k, grad_y k and tr(grad_x grad_y k), written from scratch."""
+    u = x - y
+    d = x.size
+    if kernel == "gaussian":
+        k = np.exp(-u @ u / (2 * bw))
+        return k, -u / bw * k, u / bw * k, k * (d / bw - u @ u / bw**2)
+    if kernel == "imq":
+        q = 1 + u @ u / bw
+        gx = -2 * beta / bw * q ** (-beta - 1) * u
+        trace = 2 * beta * d / bw * q ** (-beta - 1) - 4 * beta * (beta + 1) / bw**2 * (
+            u @ u) * q ** (-beta - 2)
+        return q**-beta, gx, -gx, trace
+    return x @ y, y, x, float(d)
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "imq", "linear"])
+def test_reference_stein_kernel_from_its_definition(kernel):
     """k_p = s(x).s(y) k + s(x).grad_y k + s(y).grad_x k + tr(grad_x grad_y k)."""
     rng = np.random.default_rng(3)
-    d, bw = 3, 0.6
+    d, bw, beta = 3, 0.6, 0.3
     x, y, sx, sy = rng.normal(size=(4, d))
-    u = x - y
-    k = np.exp(-u @ u / (2 * bw))
-    grad_x = -u / bw * k
-    grad_y = u / bw * k
-    trace = k * (d / bw - u @ u / bw**2)
+    k, grad_x, grad_y, trace = _base_kernel_and_derivatives(kernel, x, y, bw, beta)
     expected = sx @ sy * k + sx @ grad_y + sy @ grad_x + trace
-    K = ref.gaussian_stein_matrix(np.stack([x, y]), np.stack([sx, sy]), bw)
+    K = ref.stein_matrix(kernel, np.stack([x, y]), np.stack([sx, sy]), bw, beta)
     np.testing.assert_allclose(K[0, 1], expected, rtol=1e-13)
 
 
-def test_gradients_match_finite_differences_of_the_pair_sum():
+@pytest.mark.parametrize("kernel", ["gaussian", "imq", "linear"])
+def test_gradients_match_finite_differences_of_the_pair_sum(kernel):
     """gx and gs are the partial derivatives of sum_j k_p(x_i, x_j) in x_i and s_i."""
     x, s = _problem(6, 2, seed=5)
-    bw, h = 0.9, 1e-6
-    _, gx, gs = _cpu.gaussian_stein_sums(x, s, bw)
+    bw, beta, h = 0.9, 0.4, 1e-6
+    _, gx, gs = _cpu_sums(kernel, x, s, bw, beta)
+    diag = _cpu_diagonal(kernel, x, s, bw, beta)
 
     def row_sum(xx, ss, i):
-        return ref.gaussian_stein_matrix(xx, ss, bw)[i].sum()
+        return ref.stein_matrix(kernel, xx, ss, bw, beta)[i].sum()
 
     for i in range(x.shape[0]):
         for k in range(x.shape[1]):
             e = np.zeros_like(x)
             e[i, k] = h
-            # Only k_p(x_i, .) is differentiated: the pair sum in the first argument.
             fd_x = (row_sum(x + e, s, i) - row_sum(x - e, s, i)) / (2 * h)
             fd_s = (row_sum(x, s + e, i) - row_sum(x, s - e, i)) / (2 * h)
-            # The diagonal term k_p(x_i, x_i) moves with both arguments: its
-            # derivative in x_i is zero and in s_i doubles (2 s_i, not s_i).
-            np.testing.assert_allclose(gx[i, k], fd_x, rtol=1e-7, atol=1e-8)
-            np.testing.assert_allclose(gs[i, k] + s[i, k], fd_s, rtol=1e-7, atol=1e-8)
+            # The diagonal term k_p(x_i, x_i) moves with both of its arguments;
+            # gx and gs differentiate the first only, so take that term's other
+            # half out of the finite difference.
+            ed = np.zeros_like(x)
+            ed[i, k] = h
+            fd_diag_x = (_cpu_diagonal(kernel, x + ed, s, bw, beta)[i]
+                         - _cpu_diagonal(kernel, x - ed, s, bw, beta)[i]) / (2 * h)
+            fd_diag_s = (_cpu_diagonal(kernel, x, s + ed, bw, beta)[i]
+                         - _cpu_diagonal(kernel, x, s - ed, bw, beta)[i]) / (2 * h)
+            assert np.isfinite(diag[i])
+            np.testing.assert_allclose(gx[i, k], fd_x - fd_diag_x / 2, rtol=1e-7, atol=1e-8)
+            np.testing.assert_allclose(gs[i, k], fd_s - fd_diag_s / 2, rtol=1e-7, atol=1e-8)
 
 
 def test_coincident_particles_are_finite():
@@ -109,6 +180,9 @@ def test_coincident_particles_are_finite():
     np.testing.assert_allclose(total, 25 * (2.0 + 2.0), rtol=1e-14)
     np.testing.assert_array_equal(gx, 0.0)
     np.testing.assert_allclose(gs, 5.0, rtol=1e-14)
+    total, gx, gs = _cpu.imq_stein_sums(x, s, 1.0, 0.5)
+    np.testing.assert_allclose(total, 25 * (2.0 + 2.0), rtol=1e-14)
+    np.testing.assert_array_equal(gx, 0.0)
 
 
 def test_far_pairs_underflow_to_zero():
@@ -120,33 +194,52 @@ def test_far_pairs_underflow_to_zero():
     assert np.isfinite(gs).all()
 
 
+def test_imq_at_huge_distances_matches_reference():
+    """IMQ decays only polynomially: far pairs still count, and stay finite."""
+    x = np.array([[0.0, 0.0], [1e6, -3e5], [2.0, 1e8]])
+    s = np.array([[1.0, -1.0], [0.5, 2.0], [-3.0, 0.1]])
+    _assert_sums_match("imq", x, s, 0.5, 0.5, False, "far pairs")
+
+
 def test_float32_inputs_accumulate_in_float64():
     x, s = _problem(50, 2)
-    total, gx, gs = ref.gaussian_stein_sums(x.astype(np.float32).astype(np.float64),
-                                           s.astype(np.float32).astype(np.float64), 0.5)
-    total32, gx32, gs32 = _cpu.gaussian_stein_sums(x.astype(np.float32), s.astype(np.float32), 0.5)
+    x32, s32 = x.astype(np.float32), s.astype(np.float32)
+    total, gx, _ = ref.stein_sums("gaussian", x32.astype(np.float64), s32.astype(np.float64), 0.5)
+    total32, gx32, _ = _cpu.gaussian_stein_sums(x32, s32, 0.5)
     assert gx32.dtype == np.float64
     np.testing.assert_allclose(total32, total, rtol=RTOL)
     _assert_rows_close(gx32, gx, "gx")
 
 
-def test_vectorised_exp_accuracy():
-    """The kernels' exp matches np.exp to a few ulps over [-708, 0], and is 0 below."""
+@njit(fastmath=_cpu._FASTMATH)  # the kernels' own flags: they must not spoil the results
+def _special_functions(t, q):
+    out_exp = np.empty_like(t)
+    out_log = np.empty_like(q)
+    bits = np.empty(max(t.size, q.size), dtype=np.int64)
+    _cpu._exp_nonpositive(t, out_exp, bits, t.size)
+    _cpu._log_atleast1(q, out_log, bits, q.size)
+    return out_exp, out_log
+
+
+def test_vectorised_exp_and_log_accuracy():
+    """The kernels' exp and log match NumPy's to a few ulps."""
     t = np.concatenate([
         -np.linspace(0.0, 708.0, 200_001),
         -np.geomspace(1e-300, 1.0, 1001),
         [-0.0, -708.0, -708.5, -745.0, -1e6],
     ])
-    out = np.empty_like(t)
-    bits = np.empty(t.size, dtype=np.int64)
-
-    @njit  # the exp is inline-only: call it from compiled code, as the kernels do
-    def run(t, out, bits):
-        _cpu._exp_nonpositive(t, out, bits, t.size)
-
-    run(t, out, bits)
+    q = np.concatenate([
+        1.0 + np.geomspace(1e-17, 1e300, 100_001),
+        1.0 + np.linspace(0.0, 10.0, 100_001),
+        [1.0, np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 3.0), 2.0, 1.7976931348623157e308],
+    ])
+    out_exp, out_log = _special_functions(t, q)
     inside = t > -708.0
     expected = np.exp(t[inside])
-    rel = np.abs(out[inside] - expected) / expected
-    assert rel.max() < 1e-15, rel.max()
-    np.testing.assert_array_equal(out[~inside], 0.0)
+    assert np.max(np.abs(out_exp[inside] - expected) / expected) < 1e-15
+    np.testing.assert_array_equal(out_exp[~inside], 0.0)
+    expected = np.log(q)
+    # Relative error where log q is not tiny; absolute error near q = 1.
+    err = np.abs(out_log - expected) / np.maximum(expected, 1.0)
+    assert err.max() < 1e-15, err.max()
+    assert out_log[q == 1.0].max() == 0.0

@@ -8,49 +8,126 @@ import ksdnumba as kn
 from ksdnumba.kernels import _reference as ref
 
 
+KERNEL_PARAMS = [
+    ("gaussian", 0.8, 0.5),
+    ("imq", 0.8, 0.5),
+    ("imq", 2.0, 0.2),
+    ("linear", 1.0, 0.5),
+]
+KERNEL_IDS = ["gaussian", "imq", "imq-b0.2", "linear"]
+
+
+@pytest.mark.parametrize("kernel, bw, beta", KERNEL_PARAMS, ids=KERNEL_IDS)
 @pytest.mark.parametrize("kind", TARGET_KINDS)
-@pytest.mark.parametrize("d", [1, 2, 3])
-def test_gradient_matches_finite_differences(kind, d):
+@pytest.mark.parametrize("d", [1, 2, 5])
+def test_gradient_matches_finite_differences(kernel, bw, beta, kind, d):
     rng = np.random.default_rng(d)
     target = make_targets(d, rng)[kind]
     x = rng.normal(size=(7, d))
-    bw = 0.8
-    _, grad = kn.ksd_and_grad(x, target, bw=bw)
-    fd = central_difference_gradient(lambda z: kn.ksd(z, target, bw=bw), x)
+    _, grad = kn.ksd_and_grad(x, target, kernel=kernel, bw=bw, beta=beta)
+    fd = central_difference_gradient(
+        lambda z: kn.ksd(z, target, kernel=kernel, bw=bw, beta=beta), x
+    )
     # Central differences with h = 1e-6 on an O(1) objective: error ~1e-10.
     np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8 * np.abs(fd).max())
 
 
+@pytest.mark.parametrize("kernel, bw, beta", KERNEL_PARAMS, ids=KERNEL_IDS)
 @pytest.mark.parametrize("kind", TARGET_KINDS)
-def test_value_and_gradient_match_dense_reference(kind):
+def test_value_and_gradient_match_dense_reference(kernel, bw, beta, kind):
     rng = np.random.default_rng(11)
     target = make_targets(3, rng)[kind]
     x = rng.normal(size=(40, 3))
-    value, grad = kn.ksd_and_grad(x, target, bw=0.5)
-    np.testing.assert_allclose(value, ref.ksd_v(x, target.score(x), 0.5), rtol=1e-10)
-    expected = ref.ksd_v_grad(x, target, 0.5)
+    value, grad = kn.ksd_and_grad(x, target, kernel=kernel, bw=bw, beta=beta)
+    expected_value = ref.ksd_v(kernel, x, target.score(x), bw, beta)
+    np.testing.assert_allclose(value, expected_value, rtol=1e-10)
+    expected = ref.ksd_v_grad(kernel, x, target, bw, beta)
     np.testing.assert_allclose(grad, expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())
 
 
-def test_u_and_v_statistics_match_reference():
+@pytest.mark.parametrize("kernel, bw, beta", KERNEL_PARAMS, ids=KERNEL_IDS)
+def test_u_and_v_statistics_match_reference(kernel, bw, beta):
     rng = np.random.default_rng(2)
     target = make_targets(2, rng)["mixture-full"]
     x = rng.normal(size=(30, 2))
     s = target.score(x)
-    np.testing.assert_allclose(kn.ksd(x, target, bw=0.3), ref.ksd_v(x, s, 0.3), rtol=1e-10)
-    np.testing.assert_allclose(
-        kn.ksd(x, target, bw=0.3, statistic="u"), ref.ksd_u(x, s, 0.3), rtol=1e-10
-    )
+    kw = dict(kernel=kernel, bw=bw, beta=beta)
+    np.testing.assert_allclose(kn.ksd(x, target, **kw), ref.ksd_v(kernel, x, s, bw, beta),
+                               rtol=1e-10)
+    np.testing.assert_allclose(kn.ksd(x, target, statistic="u", **kw),
+                               ref.ksd_u(kernel, x, s, bw, beta), rtol=1e-10)
 
 
-def test_u_statistic_is_near_zero_on_exact_samples():
+@pytest.mark.parametrize("kernel", ["gaussian", "imq", "linear"])
+def test_u_statistic_is_near_zero_on_exact_samples(kernel):
+    """On exact samples KSD^2 = 0, and U estimates it without bias."""
+    d, n = 2, 3000
+    target = kn.Gaussian(np.zeros(d), 1.0)
+    x = target.sample(n, random_state=0)
+    u = kn.ksd(x, target, kernel=kernel, statistic="u")
+    # Under p the U-statistic is degenerate: Var(U) ~ 2 E[k_p(X, X')^2] / n^2.
+    # Estimate E[k_p^2] from the off-diagonal entries on a subset.
+    K = ref.stein_matrix(kernel, x[:800], target.score(x[:800]))
+    second_moment = (np.sum(K**2) - np.sum(np.diag(K) ** 2)) / (800 * 799)
+    standard_error = np.sqrt(2 * second_moment / (n * (n - 1)))
+    assert abs(u) < 4 * standard_error, (u, standard_error)
+    # Shifted samples are detected: their U-statistic is many standard errors away.
+    shifted = kn.ksd(x + 0.3, target, kernel=kernel, statistic="u")
+    assert shifted > 10 * standard_error
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "imq", "linear"])
+def test_v_statistic_is_u_statistic_plus_diagonal(kernel):
     target = kn.Gaussian(np.zeros(2), 1.0)
-    x = target.sample(2000, random_state=0)
-    u = kn.ksd(x, target, bw=1.0, statistic="u")
-    v = kn.ksd(x, target, bw=1.0)
-    # V carries the diagonal, mean(|s|^2 + d / bw) / n ~ 4 / n; U does not.
-    assert abs(u) < 5e-4
-    assert v == pytest.approx(u * (1999 / 2000) + (np.mean((x**2).sum(1)) + 2.0) / 2000, rel=1e-8)
+    x = target.sample(500, random_state=1)
+    s = target.score(x)
+    n = 500
+    u = kn.ksd(x, target, kernel=kernel, statistic="u")
+    v = kn.ksd(x, target, kernel=kernel)
+    diagonal = np.diag(ref.stein_matrix(kernel, x, s)).sum()
+    np.testing.assert_allclose(v, (u * n * (n - 1) + diagonal) / n**2, rtol=1e-10)
+
+
+def test_linear_v_statistic_matches_dense_formula():
+    """V = (|M|_F^2 + 2 n sum_i s_i.x_i) / n^2 + d with M = sum_i s_i x_i^T."""
+    rng = np.random.default_rng(12)
+    target = make_targets(3, rng)["mixture-diag"]
+    x = rng.normal(size=(200, 3))
+    s = target.score(x)
+    M = s.T @ x
+    expected = (np.sum(M**2) + 2 * 200 * np.sum(s * x)) / 200**2 + 3
+    np.testing.assert_allclose(kn.ksd(x, target, kernel="linear"), expected, rtol=1e-12)
+    # Dense double sum as a second, independent check.
+    dense = np.mean((x @ x.T) * (s @ s.T) + (s * x).sum(1)[:, None] + (s * x).sum(1) + 3)
+    np.testing.assert_allclose(kn.ksd(x, target, kernel="linear"), dense, rtol=1e-12)
+
+
+def test_linear_kernel_ignores_bw():
+    target = kn.Gaussian(np.zeros(2), 1.0)
+    x = target.sample(50, random_state=2)
+    a = kn.ksd_and_grad(x, target, kernel="linear", bw=1.0)
+    b = kn.ksd_and_grad(x, target, kernel="linear", bw=123.0)
+    c = kn.ksd_and_grad(x, target, kernel="linear", bw="median")
+    assert a[0] == b[0] == c[0]
+    np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("kernel", ["gaussian", "imq"])
+def test_median_bandwidth_is_resolved_at_x(kernel):
+    target = kn.Gaussian(np.zeros(2), 1.0)
+    x = target.sample(60, random_state=3)
+    bw = kn.median_bandwidth(x)
+    assert kn.ksd(x, target, kernel=kernel, bw="median") == kn.ksd(x, target, kernel=kernel, bw=bw)
+    value, grad = kn.ksd_and_grad(x, target, kernel=kernel, bw="median")
+    value_bw, grad_bw = kn.ksd_and_grad(x, target, kernel=kernel, bw=bw)
+    assert value == value_bw
+    np.testing.assert_array_equal(grad, grad_bw)
+
+
+def test_imq_beta_changes_the_kernel():
+    target = kn.Gaussian(np.zeros(2), 1.0)
+    x = target.sample(40, random_state=4) + 0.5
+    assert kn.ksd(x, target, kernel="imq", beta=0.2) != kn.ksd(x, target, kernel="imq", beta=0.8)
 
 
 def test_ksd_grows_as_particles_move_away():
@@ -82,12 +159,14 @@ def test_float32_particles_keep_their_dtype():
     np.testing.assert_allclose(grad32, grad64, rtol=1e-5, atol=1e-6)
 
 
-def test_translation_of_target_and_particles_leaves_ksd_unchanged():
+@pytest.mark.parametrize("kernel", ["gaussian", "imq"])
+def test_translation_of_target_and_particles_leaves_ksd_unchanged(kernel):
     rng = np.random.default_rng(6)
     x = rng.normal(size=(15, 2))
     shift = np.array([3.0, -2.0])
-    a = kn.ksd(x, kn.GaussianMixture([[0.0, 0.0], [1.0, 1.0]], [0.5, 1.0]), bw=0.7)
-    b = kn.ksd(x + shift, kn.GaussianMixture([[0.0, 0.0], [1.0, 1.0]] + shift, [0.5, 1.0]), bw=0.7)
+    means = np.array([[0.0, 0.0], [1.0, 1.0]])
+    a = kn.ksd(x, kn.GaussianMixture(means, [0.5, 1.0]), kernel=kernel, bw=0.7)
+    b = kn.ksd(x + shift, kn.GaussianMixture(means + shift, [0.5, 1.0]), kernel=kernel, bw=0.7)
     np.testing.assert_allclose(a, b, rtol=1e-10)
 
 

@@ -57,15 +57,35 @@ def test_bad_bandwidth_value(entry, bw):
 
 
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
-@pytest.mark.parametrize("bw", ["1.0", None, True])
+@pytest.mark.parametrize("bw", [None, True, [1.0]])
 def test_bad_bandwidth_type(entry, bw):
     with pytest.raises(TypeError, match="bw must be a positive real number"):
         ENTRY_POINTS[entry](X0, bw=bw)
 
 
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_bandwidth_string_other_than_median(entry):
+    with pytest.raises(ValueError, match="bw must be a positive number or 'median', got 'mean'"):
+        ENTRY_POINTS[entry](X0, bw="mean")
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+@pytest.mark.parametrize("beta", [0.0, 1.0, -0.5, 1.5, np.nan])
+def test_bad_beta(entry, beta):
+    with pytest.raises(ValueError, match=r"beta must be in the open interval \(0, 1\)"):
+        ENTRY_POINTS[entry](X0, kernel="imq", beta=beta)
+
+
+def test_beta_type():
+    with pytest.raises(TypeError, match="beta must be a real number"):
+        kn.ksd(X0, TARGET, kernel="imq", beta="0.5")
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_unknown_kernel_lists_valid_names(entry):
-    with pytest.raises(ValueError, match="unknown kernel 'rbf'; valid names are 'gaussian'"):
+    with pytest.raises(
+        ValueError, match="unknown kernel 'rbf'; valid names are 'gaussian', 'imq', 'linear'"
+    ):
         ENTRY_POINTS[entry](X0, kernel="rbf")
 
 

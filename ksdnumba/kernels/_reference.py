@@ -1,15 +1,18 @@
-"""Dense NumPy Stein kernels: the test oracle.
+r"""Dense NumPy Stein kernels: the test oracle.
 
 Every function here builds ``n x n`` (or ``n x n x d``) arrays, so it is only meant
 for small ``n``. It is written for clarity, straight from the formulas, and the
 compiled backends are checked against it.
 
-Notation: ``x`` holds the particles, ``s`` their scores (both ``(n, d)``),
-``u_ij = x_i - x_j``, ``r2_ij = |u_ij|^2``, ``S_ij = s_i . s_j`` and
-``D_ij = s_i - s_j``.
+Notation: ``u_ij = x_i - x_j``, ``r2_ij = |u_ij|^2``, ``S_ij = s_i . s_j`` and
+``D_ij = s_i - s_j``; ``h = bw``. A radial kernel is :math:`k = \phi(r^2)`;
+its *profile* returns :math:`\phi, \phi', \phi'', \phi'''` (derivatives in
+:math:`r^2`).
 """
 
 import numpy as np
+
+KERNELS = ("gaussian", "imq", "linear")
 
 
 def _pairs(x, s):
@@ -21,25 +24,49 @@ def _pairs(x, s):
     return u, r2, S, D, Du
 
 
-def gaussian_stein_matrix(x, s, bw):
-    r"""Gaussian Stein kernel matrix ``K[i, j] = k_p(x_i, x_j)``.
+def gaussian_profile(r2, bw):
+    r""":math:`\phi = e^{-r^2 / (2h)}` and its derivatives, :math:`(-1 / (2h))^k \phi`."""
+    phi = np.exp(-r2 / (2 * bw))
+    c = -1.0 / (2 * bw)
+    return phi, c * phi, c**2 * phi, c**3 * phi
 
-    .. math::
 
-        k_p(x, y) = \phi \left[ s(x) \cdot s(y) + \frac{(s(x) - s(y)) \cdot u}{h}
-                    + \frac{d}{h} - \frac{|u|^2}{h^2} \right],
-        \quad \phi = e^{-|u|^2 / (2h)}, \quad u = x - y,
+def imq_profile(r2, bw, beta):
+    r""":math:`\phi = (1 + r^2 / h)^{-\beta}` and its derivatives."""
+    q = 1.0 + r2 / bw
+    return (
+        q**-beta,
+        -beta / bw * q ** (-beta - 1),
+        beta * (beta + 1) / bw**2 * q ** (-beta - 2),
+        -beta * (beta + 1) * (beta + 2) / bw**3 * q ** (-beta - 3),
+    )
 
-    with ``h = bw``.
+
+def _profile(kernel, r2, bw, beta):
+    if kernel == "gaussian":
+        return gaussian_profile(r2, bw)
+    if kernel == "imq":
+        return imq_profile(r2, bw, beta)
+    raise ValueError(f"{kernel!r} is not a radial kernel")
+
+
+def stein_matrix(kernel, x, s, bw=1.0, beta=0.5):
+    r"""Stein kernel matrix ``K[i, j] = k_p(x_i, x_j)``.
+
+    Radial kernels: :math:`k_p = \phi S - 2 \phi' (D \cdot u + d) - 4 r^2 \phi''`.
+    Linear kernel: :math:`k_p = (x \cdot y) S + s(x) \cdot x + s(y) \cdot y + d`.
     """
     d = x.shape[1]
+    if kernel == "linear":
+        sx = np.einsum("ij,ij->i", s, x)
+        return (x @ x.T) * (s @ s.T) + sx[:, None] + sx[None, :] + d
     _, r2, S, _, Du = _pairs(x, s)
-    phi = np.exp(-r2 / (2 * bw))
-    return phi * (S + Du / bw + d / bw - r2 / bw**2)
+    phi, phi1, phi2, _ = _profile(kernel, r2, bw, beta)
+    return phi * S - 2 * phi1 * (Du + d) - 4 * r2 * phi2
 
 
-def gaussian_stein_sums(x, s, bw):
-    r"""Sum of the Gaussian Stein kernel and its two partial gradients.
+def stein_sums(kernel, x, s, bw=1.0, beta=0.5):
+    r"""Sum of the Stein kernel and its two partial gradients.
 
     Returns
     -------
@@ -49,37 +76,40 @@ def gaussian_stein_sums(x, s, bw):
         Row ``i`` is :math:`\sum_j \nabla_x k_p(x_i, x_j)` with the scores held
         fixed.
     gs : ndarray of shape (n, d)
-        Row ``i`` is :math:`\sum_j \partial k_p(x_i, x_j) / \partial s(x_i)
-        = \sum_j \phi_{ij} (s_j + u_{ij} / h)`.
+        Row ``i`` is :math:`\sum_j \partial k_p(x_i, x_j) / \partial s(x_i)`.
     """
     d = x.shape[1]
+    total = stein_matrix(kernel, x, s, bw, beta).sum()
+    if kernel == "linear":
+        n = x.shape[0]
+        # grad_x k_p(x, y) = y S + s(x); d k_p / d s(x) = (x . y) s(y) + x
+        gx = (s @ s.T) @ x + n * s
+        gs = (x @ x.T) @ s + n * x
+        return total, gx, gs
     u, r2, S, D, Du = _pairs(x, s)
-    phi = np.exp(-r2 / (2 * bw))
-    total = np.sum(phi * (S + Du / bw + d / bw - r2 / bw**2))
-    coef = phi * (S / bw + Du / bw**2 + (d + 2) / bw**2 - r2 / bw**3)
-    gx = np.einsum("ij,ijk->ik", phi, D) / bw - np.einsum("ij,ijk->ik", coef, u)
-    gs = phi @ s + np.einsum("ij,ijk->ik", phi, u) / bw
+    phi, phi1, phi2, phi3 = _profile(kernel, r2, bw, beta)
+    coef_u = 2 * phi1 * S - 4 * phi2 * (Du + d + 2) - 8 * r2 * phi3
+    gx = np.einsum("ij,ijk->ik", coef_u, u) - 2 * np.einsum("ij,ijk->ik", phi1, D)
+    gs = phi @ s - 2 * np.einsum("ij,ijk->ik", phi1, u)
     return total, gx, gs
 
 
-def ksd_v(x, s, bw):
-    """KSD^2 V-statistic ``mean_{i,j} k_p(x_i, x_j)`` with the Gaussian kernel."""
-    return float(np.mean(gaussian_stein_matrix(x, s, bw)))
+def ksd_v(kernel, x, s, bw=1.0, beta=0.5):
+    """KSD^2 V-statistic, ``mean_{i,j} k_p(x_i, x_j)``."""
+    return float(np.mean(stein_matrix(kernel, x, s, bw, beta)))
 
 
-def ksd_u(x, s, bw):
+def ksd_u(kernel, x, s, bw=1.0, beta=0.5):
     """KSD^2 U-statistic: the mean of the off-diagonal Stein kernel entries."""
     n = x.shape[0]
-    if n < 2:
-        raise ValueError("the U-statistic needs at least 2 particles")
-    K = gaussian_stein_matrix(x, s, bw)
+    K = stein_matrix(kernel, x, s, bw, beta)
     return float((K.sum() - np.trace(K)) / (n * (n - 1)))
 
 
-def ksd_v_grad(x, target, bw):
+def ksd_v_grad(kernel, x, target, bw=1.0, beta=0.5):
     """Gradient of the V-statistic in ``x``, chain rule through ``target.hvp``."""
     n = x.shape[0]
     s = target.score(x)
-    _, gx, gs = gaussian_stein_sums(x, s, bw)
+    _, gx, gs = stein_sums(kernel, x, s, bw, beta)
     c = 2.0 / n**2
     return c * gx + target.hvp(x, c * gs)
