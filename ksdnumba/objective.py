@@ -19,6 +19,8 @@ and, since the Stein kernel :math:`k_p` is symmetric, its gradient is
 where :math:`H = \nabla^2 \log p` is applied through the target's ``hvp``.
 """
 
+from functools import partial
+
 import numpy as np
 
 from ._bandwidth import resolve_bw
@@ -87,6 +89,7 @@ class SteinObjective:
         self.beta = beta
         self.backend = _resolve_backend(backend)
         self._sums, self._total, self._diagonal = _CPU[kernel]
+        self._score_and_hvp = getattr(target, "score_and_hvp", None)
 
     def score(self, x):
         """The target's score at ``x``, checked for shape and finiteness."""
@@ -111,10 +114,15 @@ class SteinObjective:
             If the target's score or HVP, or the result, is not finite.
         """
         n = x.shape[0]
-        s = self.score(x)
+        if self._score_and_hvp is not None:
+            s, hvp_at_x = self._score_and_hvp(x)
+            s = check_finite_field(s, x, "score")
+        else:
+            s = self.score(x)
+            hvp_at_x = partial(self.target.hvp, x)
         total, gx, gs = self._sums(x, s, self.bw, self.beta)
         c = 2.0 / n**2
-        hv = check_finite_field(self.target.hvp(x, (c * gs).astype(x.dtype)), x, "hvp")
+        hv = check_finite_field(hvp_at_x((c * gs).astype(x.dtype)), x, "hvp")
         grad = c * gx
         grad += hv
         value = total / n**2

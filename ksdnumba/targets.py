@@ -22,6 +22,10 @@ Optional
         Exact samples, for reference sets and statistical tests.
     ``tempered(beta)``
         A target whose density is proportional to :math:`p^\beta`.
+    ``score_and_hvp(x) -> (score, hvp)``
+        The score at ``x`` and a function ``v -> hvp(x, v)`` that reuses the
+        work the two share. The objective uses it when present: it needs both
+        at the same points on every evaluation.
 
 Here ``x`` and ``v`` are arrays of shape ``(n, d)``: one particle (one
 direction) per row. The entry points of the package accept either such an
@@ -429,17 +433,51 @@ class GaussianMixture:
         [[-1.   -0.25]]
         """
         x = _as_points(x, self.n_dims)
-        v = _as_directions(v, x)
+        return self.score_and_hvp(x)[1](v)
+
+    def score_and_hvp(self, x: ArrayLike) -> tuple[np.ndarray, Callable[[ArrayLike], np.ndarray]]:
+        """Score at `x`, and a function ``v -> hvp(x, v)`` that reuses its work.
+
+        The solvers need the score and then one Hessian-vector product at the
+        same points; both rest on the responsibilities, computed once here.
+
+        Parameters
+        ----------
+        x : array_like, shape (n, n_dims)
+            Points, one per row.
+
+        Returns
+        -------
+        score : ndarray, shape (n, n_dims)
+            As :meth:`score`.
+        hvp : callable
+            ``hvp(v)`` equals ``self.hvp(x, v)`` for `v` of shape (n, n_dims).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ksdnumba.targets import GaussianMixture
+        >>> gm = GaussianMixture([[0.0, 0.0]], covariances=[[1.0, 4.0]])
+        >>> score, hvp = gm.score_and_hvp(np.zeros((1, 2)))
+        >>> print(hvp(np.array([[1.0, 1.0]])))
+        [[-1.   -0.25]]
+        """
+        x = _as_points(x, self.n_dims)
         resp, comp_scores = self._responsibilities_and_scores(x)
         score = np.einsum("kn,knd->nd", resp, comp_scores)
-        if self.covariance_type == "full":
-            # v @ P_k is (P_k v)^T row by row, as P_k is symmetric.
-            mean_prec_v = np.einsum("kn,knd->nd", resp, v @ self._precision)
-        else:
-            mean_prec_v = (resp.T @ self._precision) * v
-        dev = comp_scores - score[None, :, :]
-        proj = np.einsum("knd,nd->kn", dev, v)
-        return np.einsum("kn,knd->nd", resp * proj, dev) - mean_prec_v
+
+        def hvp(v: ArrayLike) -> np.ndarray:
+            v = _as_directions(v, x)
+            if self.covariance_type == "full":
+                # v @ P_k is (P_k v)^T row by row, as P_k is symmetric.
+                mean_prec_v = np.einsum("kn,knd->nd", resp, v @ self._precision)
+            else:
+                mean_prec_v = (resp.T @ self._precision) * v
+            dev = comp_scores - score[None, :, :]
+            proj = np.einsum("knd,nd->kn", dev, v)
+            return np.einsum("kn,knd->nd", resp * proj, dev) - mean_prec_v
+
+        return score, hvp
 
     def logpdf(self, x: ArrayLike) -> np.ndarray:
         r"""Normalised log density at each row of `x`.
@@ -924,6 +962,21 @@ class _Tempered:
     def hvp(self, x: ArrayLike, v: ArrayLike) -> np.ndarray:
         """``beta * base.hvp(x, v)``, shape (n, d)."""
         return self.beta * np.asarray(self.base.hvp(x, v))
+
+    @property
+    def score_and_hvp(self):
+        # A property, so that hasattr(t, "score_and_hvp") follows the base.
+        base = getattr(self.base, "score_and_hvp", None)
+        if base is None:
+            raise AttributeError(f"{type(self.base).__name__} has no score_and_hvp")
+        beta = self.beta
+
+        def score_and_hvp(x: ArrayLike):
+            """``beta *`` the base's score, and ``v -> beta * base hvp(x, v)``."""
+            score, hvp = base(x)
+            return beta * np.asarray(score), lambda v: beta * np.asarray(hvp(v))
+
+        return score_and_hvp
 
     @property
     def logpdf(self) -> Callable[[ArrayLike], np.ndarray]:

@@ -154,6 +154,21 @@ def test_hvp_matches_finite_differences_of_score(kind, d, k):
 
 
 @pytest.mark.parametrize("kind, d, k", CASES, ids=CASE_IDS)
+def test_score_and_hvp_is_score_and_hvp(kind, d, k):
+    target = make_target(kind, d, k)
+    x, v = points_and_directions(target)
+    for t in (target, target.tempered(0.3)):
+        score, hvp = t.score_and_hvp(x)
+        assert_array_equal(score, t.score(x))
+        assert_array_equal(hvp(v), t.hvp(x, v))
+
+
+def test_score_and_hvp_absent_when_the_base_has_none():
+    wrapped = ScoreFunction(lambda x: -x).tempered(0.5)
+    assert not hasattr(wrapped, "score_and_hvp")
+
+
+@pytest.mark.parametrize("kind, d, k", CASES, ids=CASE_IDS)
 def test_matches_textbook_formulas_near_modes(kind, d, k):
     # Independent code (scipy densities, explicit inverses): only rounding separates
     # the two, so 1e-10 of the scale is ample.
