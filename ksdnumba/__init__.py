@@ -6,7 +6,7 @@ Numba-compiled loops and handed to SciPy's L-BFGS-B.
 """
 
 from ._result import SamplingResult
-from .descent import ksdd_lbfgs
+from .descent import ksdd_gradient, ksdd_lbfgs
 from .metrics import ksd, median_bandwidth
 from .objective import ksd_and_grad
 from .targets import Gaussian, GaussianMixture, ScoreFunction
@@ -20,6 +20,7 @@ __all__ = [
     "ScoreFunction",
     "ksd",
     "ksd_and_grad",
+    "ksdd_gradient",
     "ksdd_lbfgs",
     "median_bandwidth",
 ]

@@ -89,6 +89,36 @@ def check_tolerance(value, name):
     return value
 
 
+def check_callback(callback):
+    """Return `callback` if it is None or callable, or raise."""
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+    return callback
+
+
+def check_clamp(clamp):
+    """Return None, or the box ``(low, high)`` as two finite floats with low < high."""
+    if clamp is None:
+        return None
+    try:
+        low, high = clamp
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"clamp must be None or a pair (low, high) of real numbers, got {clamp!r}"
+        ) from None
+    for v in (low, high):
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+            raise TypeError(
+                f"clamp must be None or a pair (low, high) of real numbers, got {clamp!r}"
+            )
+    low, high = float(low), float(high)
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(f"clamp must have finite bounds, got {clamp!r}")
+    if not low < high:
+        raise ValueError(f"clamp must be (low, high) with low < high, got {clamp!r}")
+    return low, high
+
+
 def check_option(value, name, valid):
     """Return `value` if it is one of the names in `valid`, or raise listing them."""
     if not isinstance(value, str) or value not in valid:
