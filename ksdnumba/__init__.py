@@ -6,6 +6,7 @@ Numba-compiled loops and handed to SciPy's L-BFGS-B.
 """
 
 from ._result import SamplingResult
+from .contenders import mmd_lbfgs, svgd
 from .descent import ksdd_gradient, ksdd_lbfgs
 from .metrics import ksd, median_bandwidth
 from .objective import ksd_and_grad
@@ -23,4 +24,6 @@ __all__ = [
     "ksdd_gradient",
     "ksdd_lbfgs",
     "median_bandwidth",
+    "mmd_lbfgs",
+    "svgd",
 ]

@@ -119,6 +119,17 @@ def check_clamp(clamp):
     return low, high
 
 
+def check_samples(samples, x, name="target_samples"):
+    """Return reference samples as a float64 ``(m, d)`` array with ``x``'s ``d``, or raise."""
+    arr = check_particles(samples, name, np.float64)
+    if arr.shape[1] != x.shape[1]:
+        raise ValueError(
+            f"{name} has {arr.shape[1]} columns (dimensions) but x0 has {x.shape[1]}; "
+            f"expected shape (m, {x.shape[1]})"
+        )
+    return arr
+
+
 def check_option(value, name, valid):
     """Return `value` if it is one of the names in `valid`, or raise listing them."""
     if not isinstance(value, str) or value not in valid:

@@ -1069,3 +1069,45 @@ def as_target(target: Any) -> Target:
         "GaussianMixture, Gaussian, ScoreFunction) or a callable score(x) -> (n, d), "
         f"got {type(target).__name__}"
     )
+
+
+def as_score_target(target: Any) -> Any:
+    """Return `target` as an object with ``score``: all that SVGD needs.
+
+    Like :func:`as_target`, but an object with a callable ``score`` is returned
+    unchanged even without ``hvp``, and a plain callable ``score(x)`` is
+    wrapped in :class:`ScoreFunction` (whose hvp is never called then).
+
+    Raises
+    ------
+    TypeError
+        If `target` has no callable ``score`` and is not callable, or is a
+        class rather than an instance.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ksdnumba.targets import as_score_target
+    >>> class OnlyScore:
+    ...     def score(self, x):
+    ...         return -x
+    >>> t = OnlyScore()
+    >>> as_score_target(t) is t
+    True
+    >>> type(as_score_target(lambda x: -x)).__name__
+    'ScoreFunction'
+    """
+    if isinstance(target, type):
+        raise TypeError(
+            f"target must be an instance, got the class {target.__name__}; "
+            f"construct it first, e.g. {target.__name__}(...)"
+        )
+    if callable(getattr(target, "score", None)):
+        return target
+    if callable(target):
+        return ScoreFunction(target)
+    raise TypeError(
+        "target must be an object with a score(x) method (e.g. GaussianMixture, "
+        "Gaussian, ScoreFunction) or a callable score(x) -> (n, d), got "
+        f"{type(target).__name__}"
+    )
