@@ -8,7 +8,7 @@ Numba-compiled loops and handed to SciPy's L-BFGS-B.
 from ._result import SamplingResult
 from .contenders import mmd_lbfgs, svgd
 from .descent import ksdd_gradient, ksdd_lbfgs
-from .metrics import ksd, median_bandwidth
+from .metrics import histogram_kl, ksd, median_bandwidth
 from .objective import ksd_and_grad
 from .targets import Gaussian, GaussianMixture, ScoreFunction
 
@@ -19,6 +19,7 @@ __all__ = [
     "GaussianMixture",
     "SamplingResult",
     "ScoreFunction",
+    "histogram_kl",
     "ksd",
     "ksd_and_grad",
     "ksdd_gradient",
