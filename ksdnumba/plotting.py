@@ -13,7 +13,7 @@ current one) and return it, so that a figure of several panels is one loop::
 
 import numpy as np
 
-__all__ = ["plot_particles", "plot_target_2d"]
+__all__ = ["plot_convergence", "plot_particles", "plot_target_2d"]
 
 
 def _pyplot():
@@ -238,4 +238,132 @@ def plot_particles(
     if x_init is not None:
         ax.scatter(x_init[:, 0], x_init[:, 1], s=init_s, color=init_color, zorder=2)
     ax.scatter(x[:, 0], x[:, 1], s=s, color=color, label=label, zorder=3)
+    return ax
+
+
+def _runs(values, name):
+    """A list of 1-D float arrays: one array is one run, a sequence of arrays several."""
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):  # runs of different lengths
+        arr = None
+    if arr is None:
+        runs = [np.asarray(v, dtype=np.float64) for v in values]
+    elif arr.ndim in (1, 2):
+        runs = [arr] if arr.ndim == 1 else list(arr)
+    else:
+        runs = []
+    if not runs or any(r.ndim != 1 or r.size == 0 for r in runs):
+        raise ValueError(
+            f"{name} must be a non-empty 1-D array (one run) or a sequence of them"
+        )
+    return runs
+
+
+def plot_convergence(
+    times,
+    values,
+    ax=None,
+    label=None,
+    color=None,
+    n_grid=200,
+    log_time=False,
+    runs_alpha=0.25,
+    linewidth=2.0,
+):
+    """Draw a quantity against time for one or several runs, and their median.
+
+    Each run is drawn as a thin line (``alpha=runs_alpha``). With several runs,
+    their median is drawn on top, bold and labelled: every run is interpolated
+    on a grid of ``n_grid`` times up to the end of the longest run, and holds
+    its last value after it ends (its result is then available). Runs of a
+    sampler with ``store=True`` give ``res.times`` and a quantity per stored
+    iterate, such as ``res.history``.
+
+    Parameters
+    ----------
+    times : array_like of shape (k,) or sequence of them
+        Seconds since the start of each run, increasing, at each value.
+    values : array_like of shape (k,) or sequence of them
+        The quantity, one array per run, each as long as its times.
+    ax : matplotlib.axes.Axes or None
+        Where to draw; None draws on the current axes.
+    label : str or None
+        Legend label of the median (of the run, for a single run).
+    color : color or None
+        Colour of all the lines; None takes the next of the axes' cycle.
+    n_grid : int
+        Number of times at which the median is evaluated, >= 2.
+    log_time : bool
+        Put the time axis on a log scale, and space the grid of the median
+        evenly on it, from the earliest positive time (a grid even on a linear
+        scale would draw steps on a log axis). Otherwise the grid is even from 0.
+    runs_alpha : float
+        Opacity of the individual runs (with several runs).
+    linewidth : float
+        Width of the median line.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+
+    Raises
+    ------
+    ValueError
+        If the numbers of runs differ, a run's times and values have
+        different lengths, or its times decrease.
+    ImportError
+        If matplotlib is not installed.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from ksdnumba.plotting import plot_convergence
+    >>> times = [np.linspace(0, 1, 50), np.linspace(0, 2, 80)]
+    >>> values = [np.exp(-3 * t) for t in times]
+    >>> ax = plot_convergence(times, values, label="two runs")
+    >>> len(ax.lines)  # each run, then the median
+    3
+    """
+    times = _runs(times, "times")
+    values = _runs(values, "values")
+    if len(times) != len(values):
+        raise ValueError(
+            f"times has {len(times)} runs but values has {len(values)}; give one "
+            "array of times per run"
+        )
+    for k, (t, v) in enumerate(zip(times, values)):
+        if t.shape != v.shape:
+            raise ValueError(
+                f"run {k}: {t.size} times but {v.size} values; give one time per value"
+            )
+        if np.any(np.diff(t) < 0):
+            raise ValueError(f"run {k}: the times must not decrease")
+    n_grid = int(n_grid)
+    if n_grid < 2:
+        raise ValueError(f"n_grid must be >= 2, got {n_grid}")
+    ax = _axes(ax)
+    if log_time:
+        ax.set_xscale("log")
+    if color is None:
+        (probe,) = ax.plot([], [])  # the next colour of the axes' cycle
+        color = probe.get_color()
+        probe.remove()
+    if len(times) == 1:
+        ax.plot(times[0], values[0], color=color, label=label, linewidth=linewidth)
+        return ax
+    for t, v in zip(times, values):
+        ax.plot(t, v, color=color, alpha=runs_alpha, linewidth=0.8)
+    end = max(t[-1] for t in times)
+    if log_time:
+        positive = np.concatenate([t[t > 0] for t in times])
+        if positive.size == 0:
+            raise ValueError("log_time=True needs positive times")
+        grid = np.geomspace(positive.min(), end, n_grid)
+    else:
+        grid = np.linspace(0.0, end, n_grid)
+    median = np.median([np.interp(grid, t, v) for t, v in zip(times, values)], axis=0)
+    ax.plot(grid, median, color=color, label=label, linewidth=linewidth)
     return ax

@@ -30,3 +30,36 @@ def test_plot_minima(tmp_path):
     fits = [line for line in proc.stdout.splitlines() if line.startswith("variance")]
     assert len(fits) == 9, proc.stdout
     assert "total time of the 9 fits" in proc.stdout
+
+
+def _run_example(name, tmp_path):
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / f"{name}.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    png = tmp_path / f"{name}.png"
+    assert png.exists(), proc.stdout
+    assert png.stat().st_size > 50_000
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return proc.stdout
+
+
+def test_plot_simple_gaussian(tmp_path):
+    out = _run_example("plot_simple_gaussian", tmp_path)
+    lines = [line for line in out.splitlines() if "iterations in" in line]
+    assert [line.split("  ")[0] for line in lines] == [
+        "KSD descent, L-BFGS", "KSD descent, gradient steps", "SVGD", "MMD descent, L-BFGS"
+    ], out
+
+
+def test_plot_quantitative_expe_gaussian(tmp_path):
+    out = _run_example("plot_quantitative_expe_gaussian", tmp_path)
+    runs = [line for line in out.splitlines() if "iterations in" in line]
+    assert len(runs) == 5 * 4, out
+    assert "30 exact samples: KSD^2 =" in out
