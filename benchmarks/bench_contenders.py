@@ -33,7 +33,13 @@ import numpy as np
 
 # Sibling script: its machine description and timing helpers.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_objective import THREAD_VARS, _machine, _peak_rss_mib, _repeats, _time_calls  # noqa: E402
+from bench_objective import (  # noqa: E402
+    THREAD_VARS,
+    _machine,
+    _peak_rss_mib,
+    _repeats,
+    _time_calls,
+)
 
 BW = 0.1
 EXAMPLES = ("plot_simple_gaussian", "plot_quantitative_expe_gaussian")
@@ -89,7 +95,7 @@ def _run_worker(args, timeout=900):
 def _time_example(name, env):
     path = os.path.join(EXAMPLES_DIR, f"{name}.py")
     with tempfile.TemporaryDirectory() as tmp:
-        for timed in (False, True):
+        for _ in range(2):  # the first run fills numba's cache; the second is timed
             start = time.perf_counter()
             proc = subprocess.run([sys.executable, path], cwd=tmp, env=env,
                                   capture_output=True, text=True, timeout=600)

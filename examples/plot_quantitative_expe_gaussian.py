@@ -108,10 +108,10 @@ print(f"30 exact samples: KSD^2 = {iid_ksd:.2e}, KL = {iid_kl:.3f} (means of 200
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
 for name, (color, _) in methods.items():
     times = [c[0] for c in curves[name]]
-    for ax, k in zip(axes, (1, 2)):
+    for ax, k in zip(axes, (1, 2), strict=True):
         plot_convergence(times, [c[k] for c in curves[name]], ax=ax, label=name,
                          color=color, log_time=True)
-for ax, level in zip(axes, (iid_ksd, iid_kl)):
+for ax, level in zip(axes, (iid_ksd, iid_kl), strict=True):
     ax.axhline(level, color="k", linestyle="--", linewidth=1, label="30 exact samples")
     ax.set_xlabel("wall-clock time (s)")
     ax.grid(alpha=0.3)

@@ -334,7 +334,7 @@ def plot_convergence(
             f"times has {len(times)} runs but values has {len(values)}; give one "
             "array of times per run"
         )
-    for k, (t, v) in enumerate(zip(times, values)):
+    for k, (t, v) in enumerate(zip(times, values, strict=True)):
         if t.shape != v.shape:
             raise ValueError(
                 f"run {k}: {t.size} times but {v.size} values; give one time per value"
@@ -354,7 +354,7 @@ def plot_convergence(
     if len(times) == 1:
         ax.plot(times[0], values[0], color=color, label=label, linewidth=linewidth)
         return ax
-    for t, v in zip(times, values):
+    for t, v in zip(times, values, strict=True):
         ax.plot(t, v, color=color, alpha=runs_alpha, linewidth=0.8)
     end = max(t[-1] for t in times)
     if log_time:
@@ -364,6 +364,7 @@ def plot_convergence(
         grid = np.geomspace(positive.min(), end, n_grid)
     else:
         grid = np.linspace(0.0, end, n_grid)
-    median = np.median([np.interp(grid, t, v) for t, v in zip(times, values)], axis=0)
+    median = np.median([np.interp(grid, t, v) for t, v in zip(times, values, strict=True)],
+                       axis=0)
     ax.plot(grid, median, color=color, label=label, linewidth=linewidth)
     return ax

@@ -144,7 +144,11 @@ def svgd_direction(x, s, bw):
 
 
 def mmd2(x, y, bw):
-    r"""Squared MMD with means: :math:`\overline{k(x, x)} - 2 \overline{k(x, y)} + \overline{k(y, y)}`."""
+    r"""Squared MMD with means.
+
+    :math:`\overline{k(x, x)} - 2 \overline{k(x, y)} + \overline{k(y, y)}`, each the
+    mean of the kernel over all pairs.
+    """
     return (gaussian_kernel_matrix(x, x, bw)[0].mean()
             - 2 * gaussian_kernel_matrix(x, y, bw)[0].mean()
             + gaussian_kernel_matrix(y, y, bw)[0].mean())
