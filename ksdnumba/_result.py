@@ -23,7 +23,8 @@ class SamplingResult(OptimizeResult):
         Whether the solver stopped on one of its convergence tests.
     status : int
         Solver-specific code (SciPy's, for L-BFGS-B); -1 when the run was stopped
-        because the objective became non-finite.
+        because the objective could not be evaluated (the target raised or
+        returned a wrong shape or non-finite values, or the particles overflowed).
     message : str
         Why the solver stopped.
     history : ndarray of shape (nit + 1,)

@@ -138,19 +138,6 @@ def check_option(value, name, valid):
     return value
 
 
-def check_field(values, x, what):
-    """Check the ``(n, d)`` output of a target's `what` (``score`` or ``hvp``) at `x`."""
-    arr = np.asarray(values)
-    if arr.shape != x.shape:
-        raise ValueError(
-            f"target.{what} returned shape {arr.shape} for particles of shape "
-            f"{x.shape}; it must return one row per particle, of shape (n, d)"
-        )
-    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
-        raise ValueError(f"target.{what} returned non-numeric dtype {arr.dtype}")
-    return np.ascontiguousarray(arr, dtype=x.dtype)
-
-
 def check_random_state(random_state):
     """Turn None, an int or a Generator into a ``np.random.Generator``."""
     if isinstance(random_state, np.random.Generator):
@@ -165,8 +152,31 @@ def check_random_state(random_state):
     )
 
 
-class NonFiniteError(ValueError):
+class EvaluationError(ValueError):
+    """Evaluating a sampler's objective or direction failed at some particles.
+
+    The target's ``score`` or ``hvp`` raised, or returned the wrong shape or
+    dtype, or NaN/inf; or the objective itself overflowed. At the initial
+    particles this is the caller's error and propagates; later in a run the
+    samplers catch it, stop, and return the last finite particles.
+    """
+
+
+class NonFiniteError(EvaluationError):
     """A target or the objective produced NaN or infinite values."""
+
+
+def check_field(values, x, what):
+    """Check the ``(n, d)`` output of a target's `what` (``score`` or ``hvp``) at `x`."""
+    arr = np.asarray(values)
+    if arr.shape != x.shape:
+        raise EvaluationError(
+            f"target.{what} returned shape {arr.shape} for particles of shape "
+            f"{x.shape}; it must return one row per particle, of shape (n, d)"
+        )
+    if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise EvaluationError(f"target.{what} returned non-numeric dtype {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=x.dtype)
 
 
 def check_finite_field(values, x, what):
@@ -179,6 +189,20 @@ def check_finite_field(values, x, what):
             f"{x.shape[0]} particles"
         )
     return arr
+
+
+def call_target(method, what, *args):
+    """Call a target's `method` (named `what` in messages); wrap what it raises.
+
+    Any exception becomes an :class:`EvaluationError` that names the method and
+    chains the original, so that a sampler can stop cleanly mid-run.
+    """
+    try:
+        return method(*args)
+    except EvaluationError:
+        raise
+    except Exception as exc:
+        raise EvaluationError(f"target.{what} raised {type(exc).__name__}: {exc}") from exc
 
 
 def check_target_dims(target, x, name="x0"):

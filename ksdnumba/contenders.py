@@ -20,7 +20,9 @@ import numpy as np
 
 from ._bandwidth import median_bandwidth, resolve_bw
 from ._validation import (
+    EvaluationError,
     NonFiniteError,
+    call_target,
     check_bw,
     check_callback,
     check_dtype,
@@ -127,7 +129,8 @@ def svgd(
         which vanishes at its fixed points); ``nit``; ``nfev`` (evaluations of
         the score and the direction, ``nit + 1``); ``success`` (True only when
         the ``tol`` test passed); ``status`` (0: converged, 1: ``max_iter``
-        reached, 99: stopped by the callback, -1: non-finite values);
+        reached, 99: stopped by the callback, -1: the score failed or the
+        particles became non-finite);
         ``message``; ``history``, :math:`\|\phi\|_F^2` at the start and after
         each iteration; ``trajectory`` and ``times`` (with ``store=True``).
 
@@ -165,10 +168,11 @@ def svgd(
     an amplitude of order ``step``, and the ``tol`` test rarely passes. It
     moves a badly scaled start quickly; take a small ``step`` (0.01 to 0.1).
 
-    If the score becomes non-finite after some iterations, or a step makes the
-    particles overflow, the run stops and returns the last finite iterate with
-    ``success=False``, ``status=-1`` and a message that says in which
-    iteration.
+    If the score fails after some iterations (it raises, returns the wrong
+    shape, or NaN or infinite values), or a step makes the particles overflow,
+    the run stops and returns the last finite iterate with ``success=False``,
+    ``status=-1`` and a message that says in which iteration and what
+    happened.
 
     References
     ----------
@@ -209,8 +213,11 @@ def svgd(
     tol2 = tol * tol
 
     def evaluate(x):
-        s = check_finite_field(target.score(x), x, "score")
-        h = median_bandwidth(x) if median else bw
+        s = check_finite_field(call_target(target.score, "score", x), x, "score")
+        try:
+            h = median_bandwidth(x) if median else bw
+        except ValueError as exc:  # the particles have collapsed onto each other
+            raise EvaluationError(f"bw='median' failed: {exc}") from exc
         phi = _cpu.gaussian_svgd_direction(x, s, h)
         sq_norm = float(np.einsum("ij,ij->", phi, phi))
         if not np.isfinite(sq_norm):

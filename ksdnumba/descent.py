@@ -7,6 +7,7 @@ from scipy.optimize import minimize
 
 from ._result import SamplingResult
 from ._validation import (
+    EvaluationError,
     NonFiniteError,
     check_bw,
     check_callback,
@@ -93,8 +94,8 @@ def _verbose_every(verbose):
     return check_positive_int(verbose, "verbose", minimum=0)
 
 
-class _NonFiniteStop(Exception):
-    """Raised inside the SciPy loop to end a run whose objective became non-finite."""
+class _EvaluationStop(Exception):
+    """Raised inside the SciPy loop to end a run whose objective cannot be evaluated."""
 
 
 def ksdd_lbfgs(
@@ -181,10 +182,11 @@ def ksdd_lbfgs(
 
     Notes
     -----
-    If the target returns NaN or infinite values at ``x0``, a ``ValueError`` is
-    raised. If it does so later in the run, the run stops and returns the last
-    finite iterate with ``success=False``, ``status=-1`` and a message that
-    says where it happened.
+    If the target's score or HVP fails at ``x0`` (it raises, returns the wrong
+    shape, or NaN or infinite values), a ``ValueError`` says so. If that
+    happens later in the run, the run stops and returns the last finite
+    iterate with ``success=False``, ``status=-1`` and a message that says at
+    which iteration and what happened; no non-finite value reaches ``res.x``.
 
     References
     ----------
@@ -219,7 +221,8 @@ def _lbfgs(value_and_grad, x0, run, max_iter, ftol, gtol):
 
     ``value_and_grad(x)`` takes particles of shape ``(n, d)`` in ``run.dtype`` and
     returns the objective and its float64 gradient of the same shape; it raises
-    :class:`NonFiniteError` where it is not finite. At ``x0`` that error
+    :class:`EvaluationError` where it cannot be evaluated (a target that raises,
+    returns the wrong shape, or is not finite). At ``x0`` that error
     propagates (the caller's input is wrong); later in the run it ends the run
     with the last finite iterate, ``status=-1``. BLAS is held to one thread
     during the solve.
@@ -242,9 +245,9 @@ def _lbfgs(value_and_grad, x0, run, max_iter, ftol, gtol):
         nfev[0] += 1
         try:
             f, g = value_and_grad(x)
-        except NonFiniteError as exc:
+        except EvaluationError as exc:
             failure.append(exc)
-            raise _NonFiniteStop from exc
+            raise _EvaluationStop from exc
         return f, g.ravel()
 
     def on_iteration(intermediate_result):
@@ -266,7 +269,7 @@ def _lbfgs(value_and_grad, x0, run, max_iter, ftol, gtol):
                 callback=on_iteration,
                 options=options,
             )
-    except _NonFiniteStop:
+    except _EvaluationStop:
         message = (
             f"stopped during iteration {run.nit}: {failure[0]}; returning the last "
             "finite particles"
@@ -283,7 +286,7 @@ def _fixed_step(evaluate, advance, x0, run, max_iter, converged_message):
     """Iterate ``x <- advance(x, direction, k)``: the driver of the fixed-step samplers.
 
     ``evaluate(x)`` returns ``(fun, direction, converged)`` at particles ``x``;
-    it raises :class:`NonFiniteError` where its outputs are not finite. At ``x0``
+    it raises :class:`EvaluationError` where it cannot be evaluated. At ``x0``
     that error propagates; later it ends the run with the last finite iterate
     and ``status=-1``, as in :func:`_lbfgs`. ``advance`` returns the next
     particles in ``run.dtype``. The run stops as soon as an iterate is
@@ -306,7 +309,7 @@ def _fixed_step(evaluate, advance, x0, run, max_iter, converged_message):
                 )
             nfev += 1
             fun, direction, converged = evaluate(x)
-        except NonFiniteError as exc:
+        except EvaluationError as exc:
             message = (
                 f"stopped during iteration {run.nit}: {exc}; returning the last finite "
                 "particles"
@@ -420,10 +423,11 @@ def ksdd_gradient(
 
     Notes
     -----
-    If the target returns NaN or infinite values after some steps, or a step
-    makes the particles overflow, the run stops and returns the last finite
-    iterate with ``success=False``, ``status=-1`` and a message that says in
-    which iteration.
+    If the target fails after some steps (it raises, returns the wrong shape,
+    or NaN or infinite values), or a step makes the particles overflow, the run
+    stops and returns the last finite iterate with ``success=False``,
+    ``status=-1`` and a message that says in which iteration and what
+    happened.
 
     References
     ----------

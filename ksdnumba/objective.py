@@ -26,6 +26,7 @@ import numpy as np
 from ._bandwidth import resolve_bw
 from ._validation import (
     NonFiniteError,
+    call_target,
     check_beta,
     check_finite_field,
     check_option,
@@ -93,7 +94,7 @@ class SteinObjective:
 
     def score(self, x):
         """The target's score at ``x``, checked for shape and finiteness."""
-        return check_finite_field(self.target.score(x), x, "score")
+        return check_finite_field(call_target(self.target.score, "score", x), x, "score")
 
     def value(self, x, statistic="v"):
         """Squared KSD at ``x``: V-statistic (``"v"``) or U-statistic (``"u"``)."""
@@ -110,19 +111,21 @@ class SteinObjective:
 
         Raises
         ------
-        NonFiniteError
-            If the target's score or HVP, or the result, is not finite.
+        EvaluationError
+            If the target's score or HVP raises, returns the wrong shape, or is
+            not finite (:class:`NonFiniteError`), or the result is not finite.
         """
         n = x.shape[0]
         if self._score_and_hvp is not None:
-            s, hvp_at_x = self._score_and_hvp(x)
+            s, hvp_at_x = call_target(self._score_and_hvp, "score_and_hvp", x)
             s = check_finite_field(s, x, "score")
         else:
             s = self.score(x)
             hvp_at_x = partial(self.target.hvp, x)
         total, gx, gs = self._sums(x, s, self.bw, self.beta)
         c = 2.0 / n**2
-        hv = check_finite_field(hvp_at_x((c * gs).astype(x.dtype)), x, "hvp")
+        hv = call_target(hvp_at_x, "hvp", (c * gs).astype(x.dtype))
+        hv = check_finite_field(hv, x, "hvp")
         grad = c * gx
         grad += hv
         value = total / n**2
