@@ -264,8 +264,8 @@ def main(argv=None):
                 r["gpairs_per_s"] = n**2 / r["time_s"] / 1e9
                 ours.append(r)
                 print(f"{kernel:>8} {n:>7} {d:>3} {r['time_s'] * 1e3:>9.2f}ms "
-                      f"{r['gpairs_per_s']:>9.3f} {len(r['times_s']):>7} {r['rss_before_mib']:>7.0f}MiB "
-                      f"{r['peak_rss_mib']:>6.0f}MiB", flush=True)
+                      f"{r['gpairs_per_s']:>9.3f} {len(r['times_s']):>7} "
+                      f"{r['rss_before_mib']:>7.0f}MiB {r['peak_rss_mib']:>6.0f}MiB", flush=True)
     report["objective"] = ours
 
     if not args.no_seed:

@@ -4,9 +4,12 @@ Each check names the argument it looked at and what was wrong with it, so that a
 user reading the error knows which line of their own code to fix.
 """
 
+from __future__ import annotations
+
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 _FLOAT_DTYPES = {np.dtype(np.float32): np.float32, np.dtype(np.float64): np.float64}
 
@@ -213,3 +216,124 @@ def check_target_dims(target, x, name="x0"):
             f"{name} has {x.shape[1]} columns (dimensions) but the target is "
             f"{d}-dimensional"
         )
+
+
+# ------------------------------------------------------------------ target parameters
+
+# Relative tolerance on max|C - C.T| / max|C| for a full covariance matrix: loose enough
+# for matrices assembled in floating point (A @ A.T), tight enough to catch a typo.
+_SYMMETRY_RTOL = 1e-10
+
+
+def check_points(x: ArrayLike, n_dims: int, name: str = "x") -> np.ndarray:
+    """Return `x` as a float64 ``(n, n_dims)`` array; a shape check only.
+
+    No scan for NaN here: score and hvp sit in the solver's inner loop, and the
+    entry points check the particles once.
+    """
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n, {n_dims}), got {arr.ndim}-D "
+            f"with shape {arr.shape}"
+        )
+    if arr.shape[1] != n_dims:
+        raise ValueError(
+            f"{name} has {arr.shape[1]} columns but the target has n_dims={n_dims}; "
+            f"expected shape (n, {n_dims}), got {arr.shape}"
+        )
+    return arr
+
+
+def check_directions(v: ArrayLike, x: np.ndarray, name: str = "v") -> np.ndarray:
+    """Return `v` as a float64 array of `x`'s shape (a target method's directions)."""
+    arr = np.asarray(v, dtype=np.float64)
+    if arr.shape != x.shape:
+        raise ValueError(
+            f"{name} must have the same shape as x {x.shape}, got {arr.shape}"
+        )
+    return arr
+
+
+def check_means(means: ArrayLike) -> np.ndarray:
+    """Return mixture means as a finite, non-empty float64 ``(K, d)`` array."""
+    arr = np.array(means, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(
+            "means must be a 2-D array of shape (n_components, n_dims), got "
+            f"{arr.ndim}-D with shape {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"means must not be empty, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("means contains non-finite values (NaN or inf)")
+    return arr
+
+
+def check_covariances(
+    covariances: np.ndarray, n_components: int, n_dims: int, name: str, single: bool
+) -> tuple[str, np.ndarray]:
+    """Validate a stack of covariances; return its type and a float64 copy.
+
+    `single` makes the messages speak of one matrix (``covariance``) instead of
+    an element of a stack (``covariances[k]``).
+    """
+    k, d = n_components, n_dims
+    cov = np.array(covariances, dtype=np.float64)
+    if cov.shape == (k,):
+        kind = "isotropic"
+    elif cov.shape == (k, d):
+        kind = "diagonal"
+    elif cov.shape == (k, d, d):
+        kind = "full"
+    else:
+        raise ValueError(
+            f"{name} must have shape ({k},) (isotropic variances), ({k}, {d}) "
+            f"(diagonal variances) or ({k}, {d}, {d}) (full covariance matrices) for "
+            f"{k} component(s) in {d} dimension(s), got shape {cov.shape}"
+        )
+    if not np.all(np.isfinite(cov)):
+        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    if kind != "full":
+        if np.any(cov <= 0):
+            raise ValueError(
+                f"{name} must contain positive variances, got minimum {cov.min()!r}"
+            )
+        return kind, cov
+    for i in range(k):
+        item = name if single else f"{name}[{i}]"
+        c = cov[i]
+        asym = float(np.max(np.abs(c - c.T)))
+        scale = float(np.max(np.abs(c)))
+        if asym > _SYMMETRY_RTOL * scale:
+            raise ValueError(
+                f"{item} is not symmetric: max |C - C.T| = {asym:.3g} exceeds "
+                f"{_SYMMETRY_RTOL:g} * max |C| = {_SYMMETRY_RTOL * scale:.3g}"
+            )
+        # Exact symmetry keeps the Hessian exactly symmetric.
+        cov[i] = 0.5 * (c + c.T)
+        try:
+            np.linalg.cholesky(cov[i])
+        except np.linalg.LinAlgError:
+            raise ValueError(f"{item} is not positive definite") from None
+    return kind, cov
+
+
+def check_weights(weights: ArrayLike | None, n_components: int) -> np.ndarray:
+    """Return mixture weights normalised to sum 1 (uniform for None)."""
+    if weights is None:
+        return np.full(n_components, 1.0 / n_components)
+    w = np.array(weights, dtype=np.float64)
+    if w.shape != (n_components,):
+        raise ValueError(
+            f"weights must have shape ({n_components},), one per component, got "
+            f"shape {w.shape}"
+        )
+    if not np.all(np.isfinite(w)):
+        raise ValueError("weights contains non-finite values (NaN or inf)")
+    if np.any(w < 0):
+        raise ValueError(f"weights must be non-negative, got minimum {w.min()!r}")
+    total = w.sum()
+    if total <= 0:
+        raise ValueError("weights must have a positive sum, got all zeros")
+    return w / total

@@ -45,15 +45,21 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.linalg import solve_triangular
 
-from ._validation import check_bw, check_positive_int, check_random_state
+from ._validation import (
+    check_bw,
+    check_covariances,
+    check_directions,
+    check_means,
+    check_points,
+    check_positive_int,
+    check_random_state,
+    check_weights,
+)
 
 __all__ = ["Gaussian", "GaussianMixture", "ScoreFunction", "as_target"]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
-# Relative tolerance on max|C - C.T| / max|C| for a full covariance matrix: loose enough
-# for matrices assembled in floating point (A @ A.T), tight enough to catch a typo.
-_SYMMETRY_RTOL = 1e-10
 
 # Central differences err by O(h^2) (truncation) plus O(macheps / h) (round-off); the
 # sum is smallest for h ~ macheps ** (1/3).
@@ -75,117 +81,6 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
     # The precomputed factors would silently go stale if a user edited these in place.
     arr.flags.writeable = False
     return arr
-
-
-def _as_points(x: ArrayLike, n_dims: int, name: str = "x") -> np.ndarray:
-    """Return `x` as a float64 ``(n, n_dims)`` array; a shape check only.
-
-    No scan for NaN here: score and hvp sit in the solver's inner loop, and the
-    entry points check the particles once.
-    """
-    arr = np.asarray(x, dtype=np.float64)
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D array of shape (n, {n_dims}), got {arr.ndim}-D "
-            f"with shape {arr.shape}"
-        )
-    if arr.shape[1] != n_dims:
-        raise ValueError(
-            f"{name} has {arr.shape[1]} columns but the target has n_dims={n_dims}; "
-            f"expected shape (n, {n_dims}), got {arr.shape}"
-        )
-    return arr
-
-
-def _as_directions(v: ArrayLike, x: np.ndarray, name: str = "v") -> np.ndarray:
-    arr = np.asarray(v, dtype=np.float64)
-    if arr.shape != x.shape:
-        raise ValueError(
-            f"{name} must have the same shape as x {x.shape}, got {arr.shape}"
-        )
-    return arr
-
-
-def _check_means(means: ArrayLike) -> np.ndarray:
-    arr = np.array(means, dtype=np.float64)
-    if arr.ndim != 2:
-        raise ValueError(
-            "means must be a 2-D array of shape (n_components, n_dims), got "
-            f"{arr.ndim}-D with shape {arr.shape}"
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"means must not be empty, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError("means contains non-finite values (NaN or inf)")
-    return arr
-
-
-def _check_covariances(
-    covariances: np.ndarray, n_components: int, n_dims: int, name: str, single: bool
-) -> tuple[str, np.ndarray]:
-    """Validate a stack of covariances; return its type and a float64 copy.
-
-    `single` makes the messages speak of one matrix (``covariance``) instead of
-    an element of a stack (``covariances[k]``).
-    """
-    k, d = n_components, n_dims
-    cov = np.array(covariances, dtype=np.float64)
-    if cov.shape == (k,):
-        kind = "isotropic"
-    elif cov.shape == (k, d):
-        kind = "diagonal"
-    elif cov.shape == (k, d, d):
-        kind = "full"
-    else:
-        raise ValueError(
-            f"{name} must have shape ({k},) (isotropic variances), ({k}, {d}) "
-            f"(diagonal variances) or ({k}, {d}, {d}) (full covariance matrices) for "
-            f"{k} component(s) in {d} dimension(s), got shape {cov.shape}"
-        )
-    if not np.all(np.isfinite(cov)):
-        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
-    if kind != "full":
-        if np.any(cov <= 0):
-            raise ValueError(
-                f"{name} must contain positive variances, got minimum {cov.min()!r}"
-            )
-        return kind, cov
-    for i in range(k):
-        item = name if single else f"{name}[{i}]"
-        c = cov[i]
-        asym = float(np.max(np.abs(c - c.T)))
-        scale = float(np.max(np.abs(c)))
-        if asym > _SYMMETRY_RTOL * scale:
-            raise ValueError(
-                f"{item} is not symmetric: max |C - C.T| = {asym:.3g} exceeds "
-                f"{_SYMMETRY_RTOL:g} * max |C| = {_SYMMETRY_RTOL * scale:.3g}"
-            )
-        # Exact symmetry keeps the Hessian exactly symmetric.
-        cov[i] = 0.5 * (c + c.T)
-        try:
-            np.linalg.cholesky(cov[i])
-        except np.linalg.LinAlgError:
-            raise ValueError(f"{item} is not positive definite") from None
-    return kind, cov
-
-
-def _check_weights(weights: ArrayLike | None, n_components: int) -> np.ndarray:
-    if weights is None:
-        return np.full(n_components, 1.0 / n_components)
-    w = np.array(weights, dtype=np.float64)
-    if w.shape != (n_components,):
-        raise ValueError(
-            f"weights must have shape ({n_components},), one per component, got "
-            f"shape {w.shape}"
-        )
-    if not np.all(np.isfinite(w)):
-        raise ValueError("weights contains non-finite values (NaN or inf)")
-    if np.any(w < 0):
-        raise ValueError(f"weights must be non-negative, got minimum {w.min()!r}")
-    total = w.sum()
-    if total <= 0:
-        raise ValueError("weights must have a positive sum, got all zeros")
-    return w / total
 
 
 def _logsumexp0(a: np.ndarray) -> np.ndarray:
@@ -307,12 +202,12 @@ class GaussianMixture:
         covariances: ArrayLike,
         weights: ArrayLike | None = None,
     ) -> None:
-        means = _check_means(means)
+        means = check_means(means)
         n_components, n_dims = means.shape
-        kind, covariances = _check_covariances(
+        kind, covariances = check_covariances(
             covariances, n_components, n_dims, "covariances", single=False
         )
-        weights = _check_weights(weights, n_components)
+        weights = check_weights(weights, n_components)
         self._setup(means, kind, covariances, weights)
 
     def _setup(
@@ -393,7 +288,7 @@ class GaussianMixture:
         >>> print(gm.score(np.array([[1.0, 2.0]])))
         [[-1.  -0.5]]
         """
-        x = _as_points(x, self.n_dims)
+        x = check_points(x, self.n_dims)
         resp, comp_scores = self._responsibilities_and_scores(x)
         return np.einsum("kn,knd->nd", resp, comp_scores)
 
@@ -432,7 +327,7 @@ class GaussianMixture:
         >>> print(gm.hvp(np.zeros((1, 2)), np.array([[1.0, 1.0]])))
         [[-1.   -0.25]]
         """
-        x = _as_points(x, self.n_dims)
+        x = check_points(x, self.n_dims)
         return self.score_and_hvp(x)[1](v)
 
     def score_and_hvp(self, x: ArrayLike) -> tuple[np.ndarray, Callable[[ArrayLike], np.ndarray]]:
@@ -462,12 +357,12 @@ class GaussianMixture:
         >>> print(hvp(np.array([[1.0, 1.0]])))
         [[-1.   -0.25]]
         """
-        x = _as_points(x, self.n_dims)
+        x = check_points(x, self.n_dims)
         resp, comp_scores = self._responsibilities_and_scores(x)
         score = np.einsum("kn,knd->nd", resp, comp_scores)
 
         def hvp(v: ArrayLike) -> np.ndarray:
-            v = _as_directions(v, x)
+            v = check_directions(v, x)
             if self.covariance_type == "full":
                 # v @ P_k is (P_k v)^T row by row, as P_k is symmetric.
                 mean_prec_v = np.einsum("kn,knd->nd", resp, v @ self._precision)
@@ -511,7 +406,7 @@ class GaussianMixture:
         >>> print(np.round(gm.logpdf(np.array([[0.0], [1.0]])), 6))
         [-0.918939 -1.418939]
         """
-        x = _as_points(x, self.n_dims)
+        x = check_points(x, self.n_dims)
         log_joint, _ = self._log_joint(x, with_scores=False)
         return _logsumexp0(log_joint)
 
@@ -679,7 +574,7 @@ class Gaussian(GaussianMixture):
                 f"(diagonal variances) or ({d}, {d}) (full matrix) for a "
                 f"{d}-dimensional mean, got shape {cov.shape}"
             )
-        kind, stacked = _check_covariances(stacked, 1, d, "covariance", single=True)
+        kind, stacked = check_covariances(stacked, 1, d, "covariance", single=True)
         # Not super().__init__: its messages would say "means" and "covariances[0]".
         self._setup(mean[None, :], kind, stacked, np.ones(1))
         self.mean = self.means[0]
@@ -882,7 +777,7 @@ class ScoreFunction:
                 f"x must be a 2-D array of shape (n, d), got {x.ndim}-D with shape "
                 f"{x.shape}"
             )
-        v = _as_directions(v, x)
+        v = check_directions(v, x)
         if self._hvp is not None:
             return self._checked(self._hvp(x, v), x, "hvp")
         return self._finite_difference_hvp(x.astype(np.float64, copy=False), v)

@@ -2,11 +2,12 @@
 
 import numpy as np
 import pytest
-from conftest import central_difference_gradient
 
 from ksdnumba.contenders import _MMD
 from ksdnumba.kernels import _cpu
 from ksdnumba.kernels import _reference as ref
+
+from conftest import central_difference_gradient
 
 RTOL = 1e-10
 SIZES = [1, 2, 17, 300]  # 300 crosses the block of 256 partners

@@ -2,11 +2,11 @@
 
 import numpy as np
 import pytest
-from conftest import TARGET_KINDS, central_difference_gradient, make_targets
 
 import ksdnumba as kn
 from ksdnumba.kernels import _reference as ref
 
+from conftest import TARGET_KINDS, central_difference_gradient, make_targets
 
 KERNEL_PARAMS = [
     ("gaussian", 0.8, 0.5),

@@ -4,12 +4,13 @@ import re
 
 import numpy as np
 import pytest
-from conftest import central_difference_gradient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ksdnumba as kn
 from ksdnumba.kernels import _reference as ref
+
+from conftest import central_difference_gradient
 
 GOOD = kn.Gaussian(np.zeros(2), 1.0)
 
