@@ -5,10 +5,11 @@ known through its score. The KSD and its gradient are computed in closed form by
 Numba-compiled loops and handed to SciPy's L-BFGS-B.
 """
 
+from . import datasets
 from ._result import SamplingResult
 from .contenders import mmd_lbfgs, svgd
 from .descent import ksdd_gradient, ksdd_lbfgs
-from .metrics import histogram_kl, ksd, median_bandwidth
+from .metrics import histogram_kl, ksd, median_bandwidth, mode_occupancy
 from .objective import ksd_and_grad
 from .targets import Gaussian, GaussianMixture, ScoreFunction
 
@@ -19,12 +20,14 @@ __all__ = [
     "GaussianMixture",
     "SamplingResult",
     "ScoreFunction",
+    "datasets",
     "histogram_kl",
     "ksd",
     "ksd_and_grad",
     "ksdd_gradient",
     "ksdd_lbfgs",
     "median_bandwidth",
+    "mode_occupancy",
     "mmd_lbfgs",
     "svgd",
 ]

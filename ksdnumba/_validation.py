@@ -122,14 +122,37 @@ def check_clamp(clamp):
     return low, high
 
 
-def check_samples(samples, x, name="target_samples"):
+def check_samples(samples, x, name="target_samples", x_name="x0"):
     """Return reference samples as a float64 ``(m, d)`` array with ``x``'s ``d``, or raise."""
     arr = check_particles(samples, name, np.float64)
     if arr.shape[1] != x.shape[1]:
         raise ValueError(
-            f"{name} has {arr.shape[1]} columns (dimensions) but x0 has {x.shape[1]}; "
+            f"{name} has {arr.shape[1]} columns (dimensions) but {x_name} has {x.shape[1]}; "
             f"expected shape (m, {x.shape[1]})"
         )
+    return arr
+
+
+def check_radius(radius, n_modes):
+    """Return `radius` as a positive finite float64 array of shape ``(n_modes,)``, or raise.
+
+    A scalar is one radius for every mode.
+    """
+    arr = np.asarray(radius)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise TypeError(f"radius must be a positive real number or array, got {radius!r}")
+    arr = arr.astype(np.float64)
+    if arr.ndim == 0:
+        arr = np.full(n_modes, float(arr))
+    if arr.shape != (n_modes,):
+        raise ValueError(
+            f"radius must be a scalar or have shape ({n_modes},), one per mode, got "
+            f"shape {arr.shape}"
+        )
+    if not (np.all(np.isfinite(arr)) and np.all(arr > 0)):
+        raise ValueError(f"radius must be positive and finite, got {radius!r}")
     return arr
 
 

@@ -63,3 +63,25 @@ def test_plot_quantitative_expe_gaussian(tmp_path):
     runs = [line for line in out.splitlines() if "iterations in" in line]
     assert len(runs) == 5 * 4, out
     assert "30 exact samples: KSD^2 =" in out
+
+
+def test_plot_init(tmp_path):
+    out = _run_example("plot_init", tmp_path)
+    runs = [line for line in out.splitlines() if line.startswith("start ")]
+    assert len(runs) == 2, out
+    assert "right mode 0," in runs[0], out
+
+
+def test_plot_skewed(tmp_path):
+    out = _run_example("plot_skewed", tmp_path)
+    counts = [int(line.split(": ")[1].split()[0]) for line in out.splitlines()
+              if line.startswith("component ")]
+    assert len(counts) == 3 and min(counts) > 0, out
+
+
+def test_plot_temperature(tmp_path):
+    out = _run_example("plot_temperature", tmp_path)
+    stranded = [int(line.rsplit("stranded ", 1)[1]) for line in out.splitlines()
+                if "iterations in" in line]
+    assert len(stranded) == 3, out
+    assert stranded[2] < stranded[0], out
