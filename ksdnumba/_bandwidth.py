@@ -1,8 +1,6 @@
 """The median heuristic for the kernel bandwidth (public through ``ksdnumba.metrics``)."""
 
 import numpy as np
-from scipy.spatial.distance import pdist
-
 from ._validation import check_bw, check_particles, check_positive_int, check_random_state
 
 
@@ -58,6 +56,8 @@ def median_bandwidth(x, max_points=2000, random_state=0):
     >>> median_bandwidth(np.array([[0.0], [1.0], [3.0]]))
     4.0
     """
+    from scipy.spatial.distance import pdist  # here, to keep the import light
+
     x = check_particles(x, "x")
     max_points = check_positive_int(max_points, "max_points", minimum=2)
     n = x.shape[0]

@@ -1,13 +1,16 @@
 """The result object returned by every sampler."""
 
-from scipy.optimize import OptimizeResult
+import numpy as np
 
 
-class SamplingResult(OptimizeResult):
+class SamplingResult(dict):
     """Outcome of a particle sampler, shaped like :class:`scipy.optimize.OptimizeResult`.
 
     Every sampler returns this one type, whatever its options, so code written
-    against one sampler works with the others. Fields are read as attributes.
+    against one sampler works with the others. Fields are read as attributes
+    (``res.x``) or as keys (``res["x"]``). It is a dict of its own rather than
+    SciPy's class so that ``import ksdnumba`` need not import
+    :mod:`scipy.optimize` (a third of the import time).
 
     Attributes
     ----------
@@ -35,3 +38,31 @@ class SamplingResult(OptimizeResult):
         Seconds since the start of the run at each stored iterate, when
         ``store=True``.
     """
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError as exc:
+            raise AttributeError(name) from exc
+
+    __setattr__ = dict.__setitem__
+    __delattr__ = dict.__delitem__
+
+    def __dir__(self):
+        return list(self.keys())
+
+    def __repr__(self):
+        if not self:
+            return f"{type(self).__name__}()"
+        width = max(map(len, self.keys())) + 1
+        lines = []
+        for key, value in self.items():
+            if isinstance(value, np.ndarray) and value.ndim > 2:
+                text = f"<{value.dtype} array of shape {value.shape}>"
+            elif isinstance(value, np.ndarray):
+                text = np.array2string(value, threshold=6, edgeitems=2, precision=4)
+                text = text.replace("\n", "\n" + " " * (width + 2))
+            else:
+                text = repr(value)
+            lines.append(f"{key.rjust(width)}: {text}")
+        return "\n".join(lines)

@@ -3,8 +3,6 @@
 import time
 
 import numpy as np
-from scipy.optimize import minimize
-
 from ._result import SamplingResult
 from ._validation import (
     EvaluationError,
@@ -227,6 +225,8 @@ def _lbfgs(value_and_grad, x0, run, max_iter, ftol, gtol):
     with the last finite iterate, ``status=-1``. BLAS is held to one thread
     during the solve.
     """
+    from scipy.optimize import minimize  # here: it is a third of the import time
+
     shape, dtype = x0.shape, run.dtype
     # Evaluated here so that a target misbehaving at x0 raises a clear error,
     # and cached because L-BFGS-B asks for the same point first.

@@ -189,3 +189,14 @@ def test_blas_threads_restored_after_run():
                   max_iter=3)
     after = [(i["internal_api"], i["num_threads"]) for i in threadpoolctl.threadpool_info()]
     assert before == after
+
+
+def test_result_reads_as_attributes_and_keys_and_prints():
+    x0 = np.random.default_rng(11).normal(size=(6, 2))
+    res = kn.ksdd_lbfgs(x0, MIXTURE, max_iter=3, store=True)
+    assert res.x is res["x"] and res.nit == res["nit"]
+    with pytest.raises(AttributeError, match="no_such_field"):
+        res.no_such_field
+    text = repr(res)
+    assert "nit: 3" in text and "trajectory: <float64 array of shape (4, 6, 2)>" in text
+    assert set(dir(res)) >= {"x", "fun", "nit", "nfev", "success", "message", "history"}
