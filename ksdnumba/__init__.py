@@ -11,11 +11,12 @@ from .contenders import mmd_lbfgs, svgd
 from .descent import ksdd_gradient, ksdd_lbfgs
 from .metrics import histogram_kl, ksd, median_bandwidth, mode_occupancy
 from .objective import ksd_and_grad
-from .targets import Gaussian, GaussianMixture, ScoreFunction
+from .targets import BayesianLogisticRegression, Gaussian, GaussianMixture, ScoreFunction
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "BayesianLogisticRegression",
     "Gaussian",
     "GaussianMixture",
     "SamplingResult",

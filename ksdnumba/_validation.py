@@ -360,3 +360,52 @@ def check_weights(weights: ArrayLike | None, n_components: int) -> np.ndarray:
     if total <= 0:
         raise ValueError("weights must have a positive sum, got all zeros")
     return w / total
+
+
+def check_design(X: ArrayLike, name: str = "X") -> np.ndarray:
+    """Return a data matrix as a finite, non-empty float64 ``(N, p)`` array, or raise."""
+    arr = np.asarray(X)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise ValueError(f"{name} must be a numeric (real) array, got dtype {arr.dtype}")
+    if arr.ndim != 2:
+        raise ValueError(
+            f"{name} must be a 2-D array of shape (n_samples, n_features), got "
+            f"{arr.ndim}-D with shape {arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
+    arr = np.array(arr, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    return arr
+
+
+def check_binary_labels(y: ArrayLike, n_samples: int, name: str = "y") -> np.ndarray:
+    """Return labels in {0, 1} as a float64 ``(n_samples,)`` array, or raise."""
+    arr = np.asarray(y)
+    if arr.shape != (n_samples,):
+        raise ValueError(
+            f"{name} must have shape ({n_samples},), one label per row of X, got shape "
+            f"{arr.shape}"
+        )
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+    ):
+        raise ValueError(f"{name} must hold the labels 0 and 1, got dtype {arr.dtype}")
+    values = arr.astype(np.float64)
+    if not np.all((values == 0.0) | (values == 1.0)):
+        bad = np.unique(values[(values != 0.0) & (values != 1.0)])[:5]
+        raise ValueError(f"{name} must hold the labels 0 and 1 only, got {bad.tolist()}")
+    return values
+
+
+def check_fraction(value, name):
+    """Return `value` as a float in the open interval (0, 1), or raise."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number in (0, 1), got {value!r}")
+    value = float(value)
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must be in the open interval (0, 1), got {value!r}")
+    return value

@@ -6,6 +6,10 @@ own experiment all draw the same target.
 
 Mixtures (2-D :class:`~ksdnumba.GaussianMixture`)
     :func:`two_modes`, :func:`skewed_mixture`, :func:`three_modes`.
+Data
+    :func:`breast_cancer`: a real binary classification data set, shipped
+    with the package (``ksdnumba/data/``, CC BY 4.0), for Bayesian logistic
+    regression.
 
 References
 ----------
@@ -15,9 +19,14 @@ References
 
 from __future__ import annotations
 
+from importlib import resources
+
+import numpy as np
+
+from ._validation import check_fraction, check_random_state
 from .targets import GaussianMixture
 
-__all__ = ["skewed_mixture", "three_modes", "two_modes"]
+__all__ = ["breast_cancer", "skewed_mixture", "three_modes", "two_modes"]
 
 
 def two_modes(variance: float = 0.3) -> GaussianMixture:
@@ -113,3 +122,71 @@ def three_modes(variance: float = 0.1) -> GaussianMixture:
     return GaussianMixture(
         [[-1.0, -1.0], [1.0, 1.0], [1.0, -1.0]], [variance, variance, variance]
     )
+
+
+def breast_cancer(test_fraction: float = 0.25, random_state=None):
+    r"""The Breast Cancer Wisconsin (Diagnostic) data, split and standardised.
+
+    569 breast masses, 30 features of their cell nuclei, label 1 for benign
+    (357) and 0 for malignant (212). The data ship with the package
+    (``ksdnumba/data/breast_cancer.csv``, from the UCI Machine Learning
+    Repository, licence CC BY 4.0; see ``ksdnumba/data/README.md``).
+
+    The rows are shuffled and split; each feature is standardised with the
+    mean and standard deviation of the *training* rows, and a column of ones
+    is prepended (the intercept), so that both matrices have 31 columns.
+
+    Parameters
+    ----------
+    test_fraction : float
+        Fraction of the rows held out for testing, in (0, 1); the test set has
+        ``round(569 * test_fraction)`` rows.
+    random_state : None, int or numpy.random.Generator
+        Seed of the shuffle.
+
+    Returns
+    -------
+    X_train : ndarray, shape (n_train, 31)
+    X_test : ndarray, shape (n_test, 31)
+    y_train : ndarray of int, shape (n_train,)
+    y_test : ndarray of int, shape (n_test,)
+
+    Raises
+    ------
+    ValueError
+        If `test_fraction` is not in (0, 1) or leaves a side empty.
+
+    References
+    ----------
+    .. [1] W. N. Street, W. H. Wolberg, O. L. Mangasarian. "Nuclear feature
+       extraction for breast tumor diagnosis." IS&T/SPIE Symposium on
+       Electronic Imaging, vol. 1905, 1993.
+
+    Examples
+    --------
+    >>> from ksdnumba.datasets import breast_cancer
+    >>> X_train, X_test, y_train, y_test = breast_cancer(random_state=0)
+    >>> X_train.shape, X_test.shape
+    ((427, 31), (142, 31))
+    >>> bool(abs(X_train[:, 1:].mean()) < 1e-12), float(X_train[0, 0])
+    (True, 1.0)
+    """
+    test_fraction = check_fraction(test_fraction, "test_fraction")
+    rng = check_random_state(random_state)
+    with resources.files(__package__).joinpath("data", "breast_cancer.csv").open() as f:
+        table = np.loadtxt(f, delimiter=",", skiprows=1)
+    X, y = table[:, :-1], table[:, -1].astype(np.int64)
+    n_test = int(round(X.shape[0] * test_fraction))
+    if not 0 < n_test < X.shape[0]:
+        raise ValueError(
+            f"test_fraction={test_fraction} leaves {n_test} of {X.shape[0]} rows for "
+            "testing; both sides must be non-empty"
+        )
+    order = rng.permutation(X.shape[0])
+    test, train = order[:n_test], order[n_test:]
+    mean, std = X[train].mean(axis=0), X[train].std(axis=0)
+
+    def design(rows):
+        return np.column_stack([np.ones(rows.size), (X[rows] - mean) / std])
+
+    return design(train), design(test), y[train], y[test]

@@ -44,10 +44,13 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import ArrayLike
 from scipy.linalg import solve_triangular
+from scipy.special import expit, gammaln
 
 from ._validation import (
+    check_binary_labels,
     check_bw,
     check_covariances,
+    check_design,
     check_directions,
     check_means,
     check_points,
@@ -56,7 +59,13 @@ from ._validation import (
     check_weights,
 )
 
-__all__ = ["Gaussian", "GaussianMixture", "ScoreFunction", "as_target"]
+__all__ = [
+    "BayesianLogisticRegression",
+    "Gaussian",
+    "GaussianMixture",
+    "ScoreFunction",
+    "as_target",
+]
 
 _LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -1006,3 +1015,380 @@ def as_score_target(target: Any) -> Any:
         "Gaussian, ScoreFunction) or a callable score(x) -> (n, d), got "
         f"{type(target).__name__}"
     )
+
+
+# ------------------------------------------------------------------ Bayesian models
+
+
+class BayesianLogisticRegression:
+    r"""Posterior of Bayesian logistic regression with a Gamma prior on the precision.
+
+    The model of the SVGD paper (Liu and Wang, 2016), after Gershman et al.
+    (2012): labels :math:`y_t \in \{0, 1\}` of rows :math:`x_t \in
+    \mathbb{R}^p` of `X`, weights :math:`w \in \mathbb{R}^p`, precision
+    :math:`\alpha > 0`,
+
+    .. math::
+
+        y_t \mid w \sim \mathrm{Bernoulli}\big(\sigma(w \cdot x_t)\big), \quad
+        w \mid \alpha \sim \mathcal{N}(0, \alpha^{-1} I_p), \quad
+        \alpha \sim \mathrm{Gamma}(a_0, b_0)
+
+    (:math:`b_0` is the *rate*: :math:`p(\alpha) \propto \alpha^{a_0 - 1}
+    e^{-b_0 \alpha}`). The particles are :math:`\theta = (w, z)` with
+    :math:`z = \log \alpha`, of dimension ``n_dims = p + 1``: the density of
+    :math:`z` carries the Jacobian :math:`d\alpha / dz = e^z`. With
+    :math:`u_t = w \cdot x_t` and :math:`\log \sigma(u) = -\log(1 + e^{-u})`,
+    the log density of the particles is the log joint
+
+    .. math::
+
+        \log p(\theta, y) = \sum_t \big[ y_t \log \sigma(u_t)
+            + (1 - y_t) \log \sigma(-u_t) \big]
+            + \Big(\frac{p}{2} + a_0\Big) z
+            - e^z \Big(\frac{|w|^2}{2} + b_0\Big)
+            - \frac{p}{2} \log(2 \pi) + a_0 \log b_0 - \log \Gamma(a_0),
+
+    the posterior up to the evidence :math:`\log p(y)`. Its score is
+
+    .. math::
+
+        \nabla_w = \sum_t (y_t - \sigma(u_t))\, x_t - e^z w, \qquad
+        \partial_z = \frac{p}{2} + a_0 - e^z \Big(\frac{|w|^2}{2} + b_0\Big),
+
+    and, with :math:`\sigma'(u) = \sigma(u)(1 - \sigma(u))`, its Hessian
+    times :math:`v = (v_w, v_z)` is
+
+    .. math::
+
+        (H v)_w &= -\sum_t \sigma'(u_t)\, (x_t \cdot v_w)\, x_t
+            - e^z (v_w + v_z\, w), \\
+        (H v)_z &= -e^z \Big( w \cdot v_w
+            + \Big(\frac{|w|^2}{2} + b_0\Big) v_z \Big).
+
+    The full data set enters every evaluation (no mini-batches), so that the
+    score is deterministic, as L-BFGS needs.
+
+    Parameters
+    ----------
+    X : array_like, shape (n_samples, n_features)
+        Covariates, one row per observation. Add a column of ones for an
+        intercept (:func:`ksdnumba.datasets.breast_cancer` does).
+    y : array_like, shape (n_samples,)
+        Labels, 0 or 1 (booleans accepted).
+    a0 : float
+        Shape of the Gamma prior on :math:`\alpha`, > 0.
+    b0 : float
+        Rate of the Gamma prior on :math:`\alpha`, > 0.
+
+    Attributes
+    ----------
+    X : ndarray, shape (n_samples, n_features)
+        Read-only copy of the covariates.
+    y : ndarray, shape (n_samples,)
+        Read-only copy of the labels, as floats 0.0 and 1.0.
+    n_features : int
+        :math:`p`.
+    n_dims : int
+        ``n_features + 1``: the particles are ``[w, log alpha]``.
+
+    Raises
+    ------
+    ValueError
+        If `X` is not a finite non-empty 2-D array, `y` does not hold one
+        label 0 or 1 per row of `X`, or `a0` or `b0` is not positive and
+        finite.
+
+    References
+    ----------
+    .. [1] Q. Liu, D. Wang. "Stein Variational Gradient Descent: A General
+       Purpose Bayesian Inference Algorithm." NeurIPS 2016.
+    .. [2] S. Gershman, M. Hoffman, D. Blei. "Nonparametric Variational
+       Inference." ICML 2012.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ksdnumba.targets import BayesianLogisticRegression
+    >>> X = np.array([[1.0, -1.0], [1.0, 0.5], [1.0, 2.0]])
+    >>> target = BayesianLogisticRegression(X, [0, 1, 1])
+    >>> theta = np.zeros((1, 3))            # w = 0, alpha = 1
+    >>> print(target.score(theta).round(6))  # sum_t (y_t - 1/2) x_t; p/2 + a0 - b0
+    [[0.5  1.75 1.99]]
+    """
+
+    def __init__(self, X: ArrayLike, y: ArrayLike, a0: float = 1.0, b0: float = 0.01) -> None:
+        X = check_design(X)
+        self.X = _readonly(X)
+        self.y = _readonly(check_binary_labels(y, X.shape[0]))
+        self.a0 = check_bw(a0, "a0")
+        self.b0 = check_bw(b0, "b0")
+        self.n_features = X.shape[1]
+        self.n_dims = self.n_features + 1
+        self._log_prior_const = (
+            -0.5 * self.n_features * _LOG_2PI + self.a0 * np.log(self.b0) - gammaln(self.a0)
+        )
+
+    def _split(self, theta: ArrayLike):
+        theta = check_points(theta, self.n_dims, "theta")
+        return theta, theta[:, :-1], theta[:, -1]
+
+    def logpdf(self, theta: ArrayLike) -> np.ndarray:
+        r"""Log joint :math:`\log p(\theta, y)`: the log posterior up to the evidence.
+
+        Parameters
+        ----------
+        theta : array_like, shape (n, n_dims)
+            Particles ``[w, log alpha]``, one per row.
+
+        Returns
+        -------
+        ndarray, shape (n,)
+
+        Raises
+        ------
+        ValueError
+            If `theta` is not 2-D with `n_dims` columns.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ksdnumba.targets import BayesianLogisticRegression
+        >>> target = BayesianLogisticRegression([[1.0], [2.0]], [1, 0], a0=1.0, b0=1.0)
+        >>> # w = 0, alpha = 1: 2 log(1/2) - log(2 pi) / 2 - 1
+        >>> bool(np.isclose(target.logpdf(np.zeros((1, 2)))[0],
+        ...                 2 * np.log(0.5) - 0.5 * np.log(2 * np.pi) - 1.0))
+        True
+        """
+        _, w, z = self._split(theta)
+        u = w @ self.X.T
+        # y log s(u) + (1 - y) log s(-u) = y u - log(1 + e^u), stably.
+        loglik = (u * self.y).sum(axis=1) - np.logaddexp(0.0, u).sum(axis=1)
+        half_sq = 0.5 * np.einsum("nd,nd->n", w, w)
+        log_prior = (0.5 * self.n_features + self.a0) * z - np.exp(z) * (half_sq + self.b0)
+        return loglik + log_prior + self._log_prior_const
+
+    def score(self, theta: ArrayLike) -> np.ndarray:
+        r"""Score :math:`\nabla_\theta \log p(\theta \mid y)` at each row of `theta`.
+
+        See the class docstring for the formula.
+
+        Parameters
+        ----------
+        theta : array_like, shape (n, n_dims)
+            Particles ``[w, log alpha]``, one per row.
+
+        Returns
+        -------
+        ndarray, shape (n, n_dims)
+
+        Raises
+        ------
+        ValueError
+            If `theta` is not 2-D with `n_dims` columns.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ksdnumba.targets import BayesianLogisticRegression
+        >>> target = BayesianLogisticRegression([[1.0], [2.0]], [1, 0], a0=1.0, b0=1.0)
+        >>> print(target.score(np.zeros((1, 2))))   # (1 - 2) / 2; 1/2 + 1 - 1
+        [[-0.5  0.5]]
+        """
+        return self.score_and_hvp(theta)[0]
+
+    def hvp(self, theta: ArrayLike, v: ArrayLike) -> np.ndarray:
+        r"""Hessian of the log posterior at each row of `theta` times that row of `v`.
+
+        See the class docstring for the formula.
+
+        Parameters
+        ----------
+        theta : array_like, shape (n, n_dims)
+            Particles ``[w, log alpha]``, one per row.
+        v : array_like, shape (n, n_dims)
+            Directions, one per row.
+
+        Returns
+        -------
+        ndarray, shape (n, n_dims)
+
+        Raises
+        ------
+        ValueError
+            If `theta` is not 2-D with `n_dims` columns, or `v` has another shape.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ksdnumba.targets import BayesianLogisticRegression
+        >>> target = BayesianLogisticRegression([[1.0], [2.0]], [1, 0], a0=1.0, b0=1.0)
+        >>> # w = 0, alpha = 1: H = [[-(1 + 4) / 4 - 1, 0], [0, -1]]
+        >>> print(target.hvp(np.zeros((1, 2)), np.array([[1.0, 1.0]])))
+        [[-2.25 -1.  ]]
+        """
+        return self.score_and_hvp(theta)[1](v)
+
+    def score_and_hvp(
+        self, theta: ArrayLike
+    ) -> tuple[np.ndarray, Callable[[ArrayLike], np.ndarray]]:
+        """Score at `theta`, and a function ``v -> hvp(theta, v)`` that reuses its work.
+
+        Both rest on :math:`\\sigma(w \\cdot x_t)` for every particle and every
+        observation, computed once here.
+
+        Parameters
+        ----------
+        theta : array_like, shape (n, n_dims)
+            Particles ``[w, log alpha]``, one per row.
+
+        Returns
+        -------
+        score : ndarray, shape (n, n_dims)
+            As :meth:`score`.
+        hvp : callable
+            ``hvp(v)`` equals ``self.hvp(theta, v)`` for `v` of shape (n, n_dims).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ksdnumba.targets import BayesianLogisticRegression
+        >>> target = BayesianLogisticRegression([[1.0], [2.0]], [1, 0])
+        >>> score, hvp = target.score_and_hvp(np.array([[1.0, 0.0]]))   # w = 1, alpha = 1
+        >>> print(score.round(4))
+        [[-2.4927  0.99  ]]
+        >>> print(hvp(np.array([[0.0, 1.0]])))   # -alpha [w, |w|^2 / 2 + b0]
+        [[-1.   -0.51]]
+        """
+        theta, w, z = self._split(theta)
+        prob = expit(w @ self.X.T)
+        alpha = np.exp(z)
+        half_sq_b0 = 0.5 * np.einsum("nd,nd->n", w, w) + self.b0
+        score = np.empty_like(theta)
+        score[:, :-1] = (self.y - prob) @ self.X - alpha[:, None] * w
+        score[:, -1] = 0.5 * self.n_features + self.a0 - alpha * half_sq_b0
+        curvature = prob * (1.0 - prob)
+
+        def hvp(v: ArrayLike) -> np.ndarray:
+            v = check_directions(v, theta)
+            v_w, v_z = v[:, :-1], v[:, -1]
+            out = np.empty_like(theta)
+            out[:, :-1] = -(curvature * (v_w @ self.X.T)) @ self.X - alpha[:, None] * (
+                v_w + v_z[:, None] * w
+            )
+            out[:, -1] = -alpha * (np.einsum("nd,nd->n", w, v_w) + half_sq_b0 * v_z)
+            return out
+
+        return score, hvp
+
+    def predict_proba(self, theta: ArrayLike, X: ArrayLike) -> np.ndarray:
+        r"""Posterior predictive probability of label 1, averaged over the particles.
+
+        .. math:: p(y = 1 \mid x) \approx \frac{1}{n} \sum_i \sigma(w_i \cdot x).
+
+        Parameters
+        ----------
+        theta : array_like, shape (n, n_dims)
+            Particles ``[w, log alpha]``, e.g. ``res.x``.
+        X : array_like, shape (m, n_features)
+            Covariates at which to predict (with the same columns, intercept
+            included, as the training `X`).
+
+        Returns
+        -------
+        ndarray, shape (m,)
+
+        Raises
+        ------
+        ValueError
+            If `theta` or `X` has the wrong shape, or `X` is not finite.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ksdnumba.targets import BayesianLogisticRegression
+        >>> target = BayesianLogisticRegression([[1.0], [-1.0]], [1, 0])
+        >>> theta = np.array([[100.0, 0.0], [-100.0, 0.0]])   # two opposite particles
+        >>> print(target.predict_proba(theta, [[1.0]]))
+        [0.5]
+        """
+        _, w, _ = self._split(theta)
+        X = check_design(X)
+        if X.shape[1] != self.n_features:
+            raise ValueError(
+                f"X has {X.shape[1]} columns but the model has n_features="
+                f"{self.n_features}"
+            )
+        return expit(X @ w.T).mean(axis=1)
+
+    def accuracy(self, theta: ArrayLike, X: ArrayLike, y: ArrayLike) -> float:
+        """Fraction of the labels `y` that the posterior predictive gets right.
+
+        The prediction is 1 where :meth:`predict_proba` exceeds 1/2.
+
+        Parameters
+        ----------
+        theta : array_like, shape (n, n_dims)
+            Particles ``[w, log alpha]``.
+        X : array_like, shape (m, n_features)
+            Covariates.
+        y : array_like, shape (m,)
+            Their labels, 0 or 1.
+
+        Returns
+        -------
+        float
+            In [0, 1].
+
+        Raises
+        ------
+        ValueError
+            For the reasons of :meth:`predict_proba`, or if `y` does not hold
+            one label 0 or 1 per row of `X`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ksdnumba.targets import BayesianLogisticRegression
+        >>> target = BayesianLogisticRegression([[1.0], [-1.0]], [1, 0])
+        >>> target.accuracy(np.array([[3.0, 0.0]]), [[1.0], [-2.0], [0.5]], [1, 0, 0])
+        0.6666666666666666
+        """
+        proba = self.predict_proba(theta, X)
+        y = check_binary_labels(y, proba.shape[0])
+        return float(np.mean((proba > 0.5) == (y == 1.0)))
+
+    def tempered(self, beta: float) -> Target:
+        r"""Target with density proportional to :math:`p(\theta \mid y)^\beta`.
+
+        Parameters
+        ----------
+        beta : float
+            Inverse temperature, positive and finite.
+
+        Returns
+        -------
+        target
+            Score and hvp this target's times `beta`; ``logpdf`` :math:`\beta
+            \log p(\theta, y)`.
+
+        Raises
+        ------
+        ValueError
+            If `beta` is not positive and finite.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from ksdnumba.targets import BayesianLogisticRegression
+        >>> target = BayesianLogisticRegression([[1.0], [2.0]], [1, 0], b0=1.0)
+        >>> print(target.tempered(2.0).score(np.zeros((1, 2))))
+        [[-1.  1.]]
+        """
+        return _Tempered(self, beta)
+
+    def __repr__(self) -> str:
+        return (
+            f"BayesianLogisticRegression(n_samples={self.X.shape[0]}, "
+            f"n_features={self.n_features}, a0={self.a0:g}, b0={self.b0:g})"
+        )

@@ -85,3 +85,12 @@ def test_plot_temperature(tmp_path):
                 if "iterations in" in line]
     assert len(stranded) == 3, out
     assert stranded[2] < stranded[0], out
+
+
+def test_plot_logistic_regression(tmp_path):
+    out = _run_example("plot_logistic_regression", tmp_path)
+    majority = float(out.split("majority class: ")[1].split()[0])
+    accuracies = [float(line.split("test accuracy ")[1].split(",")[0])
+                  for line in out.splitlines() if "test accuracy" in line]
+    assert len(accuracies) == 2, out
+    assert min(accuracies) > majority, out
