@@ -9,18 +9,26 @@ from . import datasets
 from ._result import SamplingResult
 from .contenders import mmd_lbfgs, svgd
 from .descent import ksdd_gradient, ksdd_lbfgs
-from .metrics import histogram_kl, ksd, median_bandwidth, mode_occupancy
+from .metrics import amari_distance, histogram_kl, ksd, median_bandwidth, mode_occupancy
 from .objective import ksd_and_grad
-from .targets import BayesianLogisticRegression, Gaussian, GaussianMixture, ScoreFunction
+from .targets import (
+    BayesianICA,
+    BayesianLogisticRegression,
+    Gaussian,
+    GaussianMixture,
+    ScoreFunction,
+)
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "BayesianICA",
     "BayesianLogisticRegression",
     "Gaussian",
     "GaussianMixture",
     "SamplingResult",
     "ScoreFunction",
+    "amari_distance",
     "datasets",
     "histogram_kl",
     "ksd",

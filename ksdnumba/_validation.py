@@ -409,3 +409,23 @@ def check_fraction(value, name):
     if not 0.0 < value < 1.0:
         raise ValueError(f"{name} must be in the open interval (0, 1), got {value!r}")
     return value
+
+
+def check_square_matrices(m, name, allow_stack=True):
+    """Return `m` as a finite float64 ``(p, p)`` matrix or ``(n, p, p)`` stack, or raise."""
+    arr = np.asarray(m)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise ValueError(f"{name} must be a numeric (real) array, got dtype {arr.dtype}")
+    ndims = (2, 3) if allow_stack else (2,)
+    if arr.ndim not in ndims or arr.shape[-1] != arr.shape[-2] or arr.shape[-1] == 0:
+        shapes = "(p, p) or (n, p, p)" if allow_stack else "(p, p)"
+        raise ValueError(
+            f"{name} must be a square matrix{' or a stack of them' if allow_stack else ''}"
+            f" of shape {shapes}, got shape {arr.shape}"
+        )
+    arr = np.asarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    return arr

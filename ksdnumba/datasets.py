@@ -7,6 +7,8 @@ own experiment all draw the same target.
 Mixtures (2-D :class:`~ksdnumba.GaussianMixture`)
     :func:`two_modes`, :func:`skewed_mixture`, :func:`three_modes`.
 Data
+    :func:`laplace_mixtures`: synthetic ICA data (Laplace sources, random
+    mixing matrix), for Bayesian ICA.
     :func:`breast_cancer`: a real binary classification data set, shipped
     with the package (``ksdnumba/data/``, CC BY 4.0), for Bayesian logistic
     regression.
@@ -23,10 +25,16 @@ from importlib import resources
 
 import numpy as np
 
-from ._validation import check_fraction, check_random_state
+from ._validation import check_fraction, check_positive_int, check_random_state
 from .targets import GaussianMixture
 
-__all__ = ["breast_cancer", "skewed_mixture", "three_modes", "two_modes"]
+__all__ = [
+    "breast_cancer",
+    "laplace_mixtures",
+    "skewed_mixture",
+    "three_modes",
+    "two_modes",
+]
 
 
 def two_modes(variance: float = 0.3) -> GaussianMixture:
@@ -190,3 +198,55 @@ def breast_cancer(test_fraction: float = 0.25, random_state=None):
         return np.column_stack([np.ones(rows.size), (X[rows] - mean) / std])
 
     return design(train), design(test), y[train], y[test]
+
+
+def laplace_mixtures(n_samples: int = 1000, n_sources: int = 2, random_state=None):
+    r"""Linear mixtures of independent Laplace sources: data for ICA.
+
+    As in the ICA experiment of Korba et al. (2021): sources :math:`s_t` with
+    independent standard Laplace entries (density :math:`e^{-|s|} / 2`), a
+    mixing matrix :math:`A` with independent standard normal entries, and
+    observations :math:`x_t = A s_t`. An unmixing matrix :math:`W` recovers
+    the sources when :math:`W A` is a scaled permutation, which
+    :func:`ksdnumba.amari_distance` measures.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of observations :math:`N`, >= 1.
+    n_sources : int
+        Number of sources and of observed channels :math:`p`, >= 1.
+    random_state : None, int or numpy.random.Generator
+        Seed of the sources and of the mixing matrix.
+
+    Returns
+    -------
+    X : ndarray, shape (n_samples, n_sources)
+        Observations :math:`x_t`, one per row.
+    A : ndarray, shape (n_sources, n_sources)
+        The mixing matrix.
+
+    Raises
+    ------
+    ValueError
+        If `n_samples` or `n_sources` is below 1.
+    TypeError
+        If `n_samples` or `n_sources` is not an integer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ksdnumba import amari_distance
+    >>> from ksdnumba.datasets import laplace_mixtures
+    >>> X, A = laplace_mixtures(500, 3, random_state=0)
+    >>> X.shape, A.shape
+    ((500, 3), (3, 3))
+    >>> print(round(amari_distance(np.linalg.inv(A), A), 12))
+    0.0
+    """
+    n_samples = check_positive_int(n_samples, "n_samples", minimum=1)
+    n_sources = check_positive_int(n_sources, "n_sources", minimum=1)
+    rng = check_random_state(random_state)
+    A = rng.standard_normal((n_sources, n_sources))
+    S = rng.laplace(size=(n_samples, n_sources))
+    return S @ A.T, A

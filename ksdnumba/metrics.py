@@ -5,10 +5,16 @@ import numbers
 import numpy as np
 
 from ._bandwidth import median_bandwidth
-from ._validation import check_option, check_particles, check_radius, check_samples
+from ._validation import (
+    check_option,
+    check_particles,
+    check_radius,
+    check_samples,
+    check_square_matrices,
+)
 from .objective import _particles_dtype, make_objective
 
-__all__ = ["histogram_kl", "ksd", "median_bandwidth", "mode_occupancy"]
+__all__ = ["amari_distance", "histogram_kl", "ksd", "median_bandwidth", "mode_occupancy"]
 
 STATISTICS = ("v", "u")
 
@@ -241,3 +247,69 @@ def mode_occupancy(x, means, radius):
     near = dist[np.arange(x.shape[0]), nearest] < radius[nearest]
     counts = np.bincount(nearest[near], minlength=means.shape[0])
     return counts, int(x.shape[0] - near.sum())
+
+
+def amari_distance(W, A):
+    r"""Amari distance between an unmixing matrix and the inverse of a mixing matrix.
+
+    With :math:`P = W A` (:math:`p \times p`),
+
+    .. math::
+
+        d(W, A) = \frac{1}{2p} \Big[ \sum_i \Big( \frac{\sum_j P_{ij}^2}
+            {\max_j P_{ij}^2} - 1 \Big) + \sum_j \Big( \frac{\sum_i P_{ij}^2}
+            {\max_i P_{ij}^2} - 1 \Big) \Big].
+
+    It is 0 exactly when :math:`P` is a scaled permutation matrix, that is when
+    `W` unmixes the sources of :math:`x = A s` up to their order and scale, the
+    indeterminacy of ICA; it is at most :math:`p - 1`. This is the squared
+    variant of Korba et al. (2021) (Amari et al. (1996) use absolute values).
+
+    Parameters
+    ----------
+    W : array_like of shape (p, p) or (n, p, p)
+        Unmixing matrix, or a stack of them (e.g. KSD descent's particles of a
+        :class:`~ksdnumba.BayesianICA` reshaped with ``res.x.reshape(-1, p, p)``).
+    A : array_like of shape (p, p)
+        Mixing matrix.
+
+    Returns
+    -------
+    float or ndarray of shape (n,)
+        One distance per matrix of `W`.
+
+    Raises
+    ------
+    ValueError
+        If `W` or `A` is not a finite square matrix (stack), their sizes differ,
+        or :math:`W A` has a row or column of zeros.
+
+    References
+    ----------
+    .. [1] S. Amari, A. Cichocki, H. Yang. "A New Learning Algorithm for Blind
+       Signal Separation." NeurIPS 1996.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ksdnumba import amari_distance
+    >>> A = np.array([[1.0, 2.0], [0.5, -1.0]])
+    >>> swap = np.array([[0.0, 3.0], [-1.0, 0.0]])        # order and scale
+    >>> print(round(amari_distance(swap @ np.linalg.inv(A), A), 12))
+    0.0
+    >>> amari_distance(np.eye(2), [[2.0, 1.0], [1.0, 2.0]])  # (4 rows and columns) (5/4 - 1) / 4
+    0.25
+    """
+    W = check_square_matrices(W, "W")
+    A = check_square_matrices(A, "A", allow_stack=False)
+    p = A.shape[0]
+    if W.shape[-1] != p:
+        raise ValueError(f"W is {W.shape[-1]} x {W.shape[-1]} but A is {p} x {p}")
+    P2 = np.square(W @ A)
+    row_max, col_max = P2.max(axis=-1), P2.max(axis=-2)
+    if np.any(row_max == 0) or np.any(col_max == 0):
+        raise ValueError("W @ A has a row or column of zeros: W is singular")
+    rows = (P2.sum(axis=-1) / row_max - 1.0).sum(axis=-1)
+    cols = (P2.sum(axis=-2) / col_max - 1.0).sum(axis=-1)
+    out = (rows + cols) / (2 * p)
+    return float(out) if out.ndim == 0 else out

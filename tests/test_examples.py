@@ -94,3 +94,9 @@ def test_plot_logistic_regression(tmp_path):
                   for line in out.splitlines() if "test accuracy" in line]
     assert len(accuracies) == 2, out
     assert min(accuracies) > majority, out
+
+
+def test_plot_ica(tmp_path):
+    out = _run_example("plot_ica", tmp_path)
+    medians = [line for line in out.splitlines() if "median Amari distance" in line]
+    assert len(medians) == 6, out

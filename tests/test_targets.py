@@ -704,6 +704,7 @@ def test_attributes_and_integer_input():
 
 def test_module_exports_and_doctests():
     assert set(targets_module.__all__) == {
+        "BayesianICA",
         "BayesianLogisticRegression",
         "GaussianMixture",
         "Gaussian",
