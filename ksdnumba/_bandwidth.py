@@ -1,6 +1,7 @@
 """The median heuristic for the kernel bandwidth (public through ``ksdnumba.metrics``)."""
 
 import numpy as np
+
 from ._validation import check_bw, check_particles, check_positive_int, check_random_state
 
 

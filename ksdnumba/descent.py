@@ -3,6 +3,7 @@
 import time
 
 import numpy as np
+
 from ._result import SamplingResult
 from ._validation import (
     EvaluationError,
@@ -291,37 +292,41 @@ def _fixed_step(evaluate, advance, x0, run, max_iter, converged_message):
     and ``status=-1``, as in :func:`_lbfgs`. ``advance`` returns the next
     particles in ``run.dtype``. The run stops as soon as an iterate is
     converged (``status=0``), after ``max_iter`` steps (``status=1``), or when
-    the callback returns True (``status=99``).
+    the callback returns True (``status=99``). BLAS is held to one thread
+    during the run.
     """
-    fun, direction, converged = evaluate(x0)
-    nfev = 1
-    if run.record(x0, fun):
-        return run.result(False, 99, "stopped by the callback", nfev)
-    x = x0
-    for k in range(max_iter):
-        if converged:
-            break
-        x = advance(x, direction, k)
-        try:
-            if not np.isfinite(x).all():
-                raise NonFiniteError(
-                    "the particles became non-finite (NaN or inf); the step is too large"
-                )
-            nfev += 1
-            fun, direction, converged = evaluate(x)
-        except EvaluationError as exc:
-            message = (
-                f"stopped during iteration {run.nit}: {exc}; returning the last finite "
-                "particles"
-            )
-            return run.result(False, -1, message, nfev)
-        if run.record(x, fun):
+    # The targets' NumPy code calls BLAS at every step: held to one thread, as
+    # in _lbfgs, so that BLAS and numba threads do not fight over the cores.
+    with _single_threaded_blas():
+        fun, direction, converged = evaluate(x0)
+        nfev = 1
+        if run.record(x0, fun):
             return run.result(False, 99, "stopped by the callback", nfev)
-    if converged:
-        return run.result(True, 0, converged_message, nfev)
-    return run.result(
-        False, 1, f"maximum number of iterations reached (max_iter={max_iter})", nfev
-    )
+        x = x0
+        for k in range(max_iter):
+            if converged:
+                break
+            x = advance(x, direction, k)
+            try:
+                if not np.isfinite(x).all():
+                    raise NonFiniteError(
+                        "the particles became non-finite (NaN or inf); the step is too large"
+                    )
+                nfev += 1
+                fun, direction, converged = evaluate(x)
+            except EvaluationError as exc:
+                message = (
+                    f"stopped during iteration {run.nit}: {exc}; returning the last finite "
+                    "particles"
+                )
+                return run.result(False, -1, message, nfev)
+            if run.record(x, fun):
+                return run.result(False, 99, "stopped by the callback", nfev)
+        if converged:
+            return run.result(True, 0, converged_message, nfev)
+        return run.result(
+            False, 1, f"maximum number of iterations reached (max_iter={max_iter})", nfev
+        )
 
 
 def ksdd_gradient(
