@@ -9,6 +9,9 @@ from scipy import stats
 
 from ksdnumba import targets as targets_module
 from ksdnumba.targets import Gaussian, GaussianMixture, ScoreFunction, as_target
+from ksdnumba.targets import _base as targets_base
+from ksdnumba.targets import _bayes as targets_bayes
+from ksdnumba.targets import _mixtures as targets_mixtures
 
 DIMS = [1, 2, 3, 5]
 
@@ -711,5 +714,9 @@ def test_module_exports_and_doctests():
         "ScoreFunction",
         "as_target",
     }
-    result = doctest.testmod(targets_module, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 20 and result.failed == 0
+    attempted = failed = 0
+    for module in (targets_base, targets_mixtures, targets_bayes):
+        result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        attempted += result.attempted
+        failed += result.failed
+    assert attempted > 20 and failed == 0
