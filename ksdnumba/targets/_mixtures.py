@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 from numba import njit
 from numpy.typing import ArrayLike
-from scipy.linalg import solve_triangular
 
 from .._validation import (
     check_bw,
@@ -204,6 +203,8 @@ class GaussianMixture:
         self.n_components, self.n_dims = means.shape
         k, d = means.shape
         if kind == "full":
+            from scipy.linalg import solve_triangular  # here, to keep the import light
+
             chol = np.linalg.cholesky(covariances)
             eye = np.eye(d)
             chol_inv = np.stack([solve_triangular(c, eye, lower=True) for c in chol])
