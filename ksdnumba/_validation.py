@@ -33,6 +33,15 @@ def check_particles(x, name="x0", dtype=np.float64):
     Integers and booleans are not silently accepted as particle coordinates:
     integers are converted, anything that is not real-valued raises.
     """
+    return _numeric_matrix(x, name, "(n_particles, n_dims)", dtype, copy=False)
+
+
+def _numeric_matrix(x, name, shape_text, dtype, copy):
+    """`x` as a finite, non-empty, real 2-D array of `dtype`, or a ValueError.
+
+    Integers are converted; anything that is not real-valued raises. With
+    ``copy=False`` the result may share memory with `x`.
+    """
     arr = np.asarray(x)
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
@@ -42,12 +51,12 @@ def check_particles(x, name="x0", dtype=np.float64):
         )
     if arr.ndim != 2:
         raise ValueError(
-            f"{name} must be a 2-D array of shape (n_particles, n_dims), "
+            f"{name} must be a 2-D array of shape {shape_text}, "
             f"got {arr.ndim}-D with shape {arr.shape}"
         )
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    arr = np.array(arr, dtype=dtype) if copy else np.ascontiguousarray(arr, dtype=dtype)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains non-finite values (NaN or inf)")
     return arr
@@ -364,22 +373,7 @@ def check_weights(weights: ArrayLike | None, n_components: int) -> np.ndarray:
 
 def check_design(X: ArrayLike, name: str = "X") -> np.ndarray:
     """Return a data matrix as a finite, non-empty float64 ``(N, p)`` array, or raise."""
-    arr = np.asarray(X)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise ValueError(f"{name} must be a numeric (real) array, got dtype {arr.dtype}")
-    if arr.ndim != 2:
-        raise ValueError(
-            f"{name} must be a 2-D array of shape (n_samples, n_features), got "
-            f"{arr.ndim}-D with shape {arr.shape}"
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise ValueError(f"{name} must not be empty, got shape {arr.shape}")
-    arr = np.array(arr, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
-    return arr
+    return _numeric_matrix(X, name, "(n_samples, n_features)", np.float64, copy=True)
 
 
 def check_binary_labels(y: ArrayLike, n_samples: int, name: str = "y") -> np.ndarray:
