@@ -24,6 +24,21 @@ def central_difference_gradient(f, x, h=1e-6):
     return grad
 
 
+def fd_gradient(f, x, h):
+    """Central differences of a row-wise scalar function f: (n, d) -> (n,)."""
+    grad = np.empty_like(x)
+    for j in range(x.shape[1]):
+        e = np.zeros(x.shape[1])
+        e[j] = h
+        grad[:, j] = (f(x + e) - f(x - e)) / (2.0 * h)
+    return grad
+
+
+def fd_directional(f, x, v, h):
+    """Central difference of a row-wise field f: (n, d) -> (n, d) along v."""
+    return (f(x + h * v) - f(x - h * v)) / (2.0 * h)
+
+
 def _random_spd(rng, d, scale):
     a = rng.normal(size=(d, d))
     return scale * (a @ a.T / d + 0.5 * np.eye(d))

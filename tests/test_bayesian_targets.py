@@ -18,23 +18,10 @@ import ksdnumba as kn
 from ksdnumba import amari_distance
 from ksdnumba.datasets import breast_cancer, laplace_mixtures
 
+from conftest import fd_directional, fd_gradient
+
 FD_STEP = 1e-5
 FD_RTOL = 1e-6
-
-
-def fd_gradient(f, x, h=FD_STEP):
-    """Central differences of a row-wise scalar function f: (n, d) -> (n,)."""
-    grad = np.empty_like(x)
-    for j in range(x.shape[1]):
-        e = np.zeros(x.shape[1])
-        e[j] = h
-        grad[:, j] = (f(x + e) - f(x - e)) / (2.0 * h)
-    return grad
-
-
-def fd_directional(f, x, v, h=FD_STEP):
-    """Central difference of a row-wise field f: (n, d) -> (n, d) along v."""
-    return (f(x + h * v) - f(x - h * v)) / (2.0 * h)
 
 
 def assert_close_scaled(actual, expected, rtol=FD_RTOL):
@@ -88,7 +75,7 @@ def test_logistic_score_matches_finite_differences(n_features):
     X, y = logistic_problem(n_features=n_features, seed=n_features)
     target = kn.BayesianLogisticRegression(X, y, a0=1.5, b0=0.5)
     theta, _ = logistic_points(target)
-    assert_close_scaled(target.score(theta), fd_gradient(target.logpdf, theta))
+    assert_close_scaled(target.score(theta), fd_gradient(target.logpdf, theta, FD_STEP))
 
 
 @pytest.mark.parametrize("n_features", [1, 3, 6])
@@ -96,7 +83,7 @@ def test_logistic_hvp_matches_finite_differences(n_features):
     X, y = logistic_problem(n_features=n_features, seed=n_features)
     target = kn.BayesianLogisticRegression(X, y, a0=1.5, b0=0.5)
     theta, v = logistic_points(target)
-    assert_close_scaled(target.hvp(theta, v), fd_directional(target.score, theta, v))
+    assert_close_scaled(target.hvp(theta, v), fd_directional(target.score, theta, v, FD_STEP))
 
 
 def test_logistic_on_real_data_matches_finite_differences():
@@ -106,8 +93,8 @@ def test_logistic_on_real_data_matches_finite_differences():
     theta = np.column_stack([0.3 * rng.normal(size=(3, target.n_features)),
                              rng.normal(size=3)])
     v = rng.normal(size=theta.shape)
-    assert_close_scaled(target.score(theta), fd_gradient(target.logpdf, theta))
-    assert_close_scaled(target.hvp(theta, v), fd_directional(target.score, theta, v))
+    assert_close_scaled(target.score(theta), fd_gradient(target.logpdf, theta, FD_STEP))
+    assert_close_scaled(target.hvp(theta, v), fd_directional(target.score, theta, v, FD_STEP))
 
 
 def test_logistic_hessian_is_symmetric():
@@ -269,7 +256,7 @@ def test_ica_score_matches_finite_differences(p, weight):
     X, _ = ica_problem(p=p, seed=p)
     target = kn.BayesianICA(X, sigma=0.7, likelihood_weight=weight)
     w, _ = ica_points(p)
-    assert_close_scaled(target.score(w), fd_gradient(target.logpdf, w))
+    assert_close_scaled(target.score(w), fd_gradient(target.logpdf, w, FD_STEP))
 
 
 @pytest.mark.parametrize("p", [1, 2, 3])
@@ -278,7 +265,7 @@ def test_ica_hvp_matches_finite_differences(p, weight):
     X, _ = ica_problem(p=p, seed=p)
     target = kn.BayesianICA(X, sigma=0.7, likelihood_weight=weight)
     w, v = ica_points(p)
-    assert_close_scaled(target.hvp(w, v), fd_directional(target.score, w, v))
+    assert_close_scaled(target.hvp(w, v), fd_directional(target.score, w, v, FD_STEP))
 
 
 def test_ica_log_det_terms():

@@ -13,6 +13,8 @@ from ksdnumba.targets import _base as targets_base
 from ksdnumba.targets import _bayes as targets_bayes
 from ksdnumba.targets import _mixtures as targets_mixtures
 
+from conftest import fd_directional, fd_gradient
+
 DIMS = [1, 2, 3, 5]
 
 
@@ -62,21 +64,6 @@ def points_and_directions(target, n=8, seed=1):
     x = target.sample(n, random_state=rng) + 0.3 * rng.normal(size=(n, target.n_dims))
     v = rng.normal(size=x.shape)
     return x, v
-
-
-def fd_gradient(f, x, h):
-    """Central differences of a row-wise scalar function f: (n, d) -> (n,)."""
-    grad = np.empty_like(x)
-    for j in range(x.shape[1]):
-        e = np.zeros(x.shape[1])
-        e[j] = h
-        grad[:, j] = (f(x + e) - f(x - e)) / (2.0 * h)
-    return grad
-
-
-def fd_directional(f, x, v, h):
-    """Central difference of a row-wise field f: (n, d) -> (n, d) along v."""
-    return (f(x + h * v) - f(x - h * v)) / (2.0 * h)
 
 
 def assert_close_scaled(actual, expected, rtol, err_msg=""):
