@@ -12,8 +12,8 @@ this module provides them with the same conventions (Gaussian kernel
 - :func:`mmd_lbfgs` needs samples of the target instead of its score, and
   minimises the squared maximum mean discrepancy to them with L-BFGS-B.
 
-Both pair sums run in the numba kernels of :mod:`ksdnumba.kernels._cpu`, in
-O(n d) memory.
+Both pair sums run in the numba kernels of :mod:`ksdnumba.kernels._cpu`, or
+of :mod:`ksdnumba.kernels._cuda` on a GPU, in O(n d) memory.
 """
 
 import numpy as np
@@ -35,7 +35,7 @@ from ._validation import (
 )
 from .descent import _fixed_step, _lbfgs, _Run
 from .kernels import _cpu
-from .objective import _resolve_backend
+from .kernels._backend import kernels, resolve_backend
 from .targets import as_score_target
 
 __all__ = ["mmd_lbfgs", "svgd"]
@@ -107,11 +107,14 @@ def svgd(
         ``tol=0`` runs all ``max_iter`` iterations.
     optimizer : {"sgd", "adagrad"}
         The update: the plain step above, or the adaptive one.
-    backend : {"auto", "cpu"}
-        Where the pair sums run.
+    backend : {"auto", "cpu", "cuda"}
+        Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
+        NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
+        (the GPU when numba sees one and there are at least 2048**2 pairs, else
+        the CPU). On the GPU the kernels compute in the particles' dtype.
     dtype : {np.float64, np.float32}
         dtype of the particles passed to the target and returned. The direction
-        is computed in float64.
+        is computed in float64 on the CPU, in this dtype on the GPU.
     store : bool
         Keep every iterate (``res.trajectory``) and its time (``res.times``).
     callback : callable or None
@@ -208,7 +211,7 @@ def svgd(
     max_iter = check_positive_int(max_iter, "max_iter")
     tol = check_tolerance(tol, "tol")
     optimizer = check_option(optimizer, "optimizer", OPTIMIZERS)
-    _resolve_backend(backend)
+    pair_sums = kernels(resolve_backend(backend, x0.shape[0] ** 2))
     check_callback(callback)
     tol2 = tol * tol
 
@@ -218,7 +221,7 @@ def svgd(
             h = median_bandwidth(x) if median else bw
         except ValueError as exc:  # the particles have collapsed onto each other
             raise EvaluationError(f"bw='median' failed: {exc}") from exc
-        phi = _cpu.gaussian_svgd_direction(x, s, h)
+        phi = pair_sums.gaussian_svgd_direction(x, s, h)
         sq_norm = float(np.einsum("ij,ij->", phi, phi))
         if not np.isfinite(sq_norm):
             raise NonFiniteError("the SVGD direction is not finite")
@@ -244,17 +247,18 @@ def svgd(
 class _MMD:
     """Squared MMD to fixed samples ``y``, as a function of the particles."""
 
-    def __init__(self, y, bw):
+    def __init__(self, y, bw, pair_sums=_cpu):
         self.y = y
         self.bw = bw
+        self.pair_sums = pair_sums
         m = y.shape[0]
-        kyy, _ = _cpu.gaussian_kernel_sums(y, y, bw)
+        kyy, _ = pair_sums.gaussian_kernel_sums(y, y, bw)
         self.mean_kyy = kyy / m**2
 
     def value_and_grad(self, x):
         n, m = x.shape[0], self.y.shape[0]
-        kxx, gxx = _cpu.gaussian_kernel_sums(x, x, self.bw)
-        kxy, gxy = _cpu.gaussian_kernel_sums(x, self.y, self.bw)
+        kxx, gxx = self.pair_sums.gaussian_kernel_sums(x, x, self.bw)
+        kxy, gxy = self.pair_sums.gaussian_kernel_sums(x, self.y, self.bw)
         value = kxx / n**2 - 2.0 * kxy / (n * m) + self.mean_kyy
         gxx *= -2.0 / (n**2 * self.bw)
         gxx += (2.0 / (n * m * self.bw)) * gxy
@@ -311,8 +315,11 @@ def mmd_lbfgs(
         Maximum number of L-BFGS-B iterations, >= 0.
     ftol, gtol : float
         SciPy's L-BFGS-B tolerances (see :func:`ksdd_lbfgs`).
-    backend : {"auto", "cpu"}
-        Where the pair sums run.
+    backend : {"auto", "cpu", "cuda"}
+        Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
+        NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
+        (the GPU when numba sees one and there are at least 2048**2 pairs, else
+        the CPU). On the GPU the kernels compute in the particles' dtype.
     dtype : {np.float64, np.float32}
         dtype of the particles returned.
     store : bool
@@ -360,8 +367,9 @@ def mmd_lbfgs(
     max_iter = check_positive_int(max_iter, "max_iter")
     ftol = check_tolerance(ftol, "ftol")
     gtol = check_tolerance(gtol, "gtol")
-    _resolve_backend(backend)
+    n, m = x0.shape[0], y.shape[0]
+    pair_sums = kernels(resolve_backend(backend, max(n, m) ** 2))
     check_callback(callback)
-    objective = _MMD(y, bw)
+    objective = _MMD(y, bw, pair_sums)
     run = _Run(x0.shape, dtype, bool(store), callback, verbose, "mmd_lbfgs")
     return _lbfgs(objective.value_and_grad, x0, run, max_iter, ftol, gtol)

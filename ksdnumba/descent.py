@@ -158,11 +158,17 @@ def ksdd_lbfgs(
         Stop when the largest component of the gradient is below ``gtol``
         (SciPy's L-BFGS-B ``gtol``). The defaults are tight enough for runs in
         float64 to reach the minimum, not merely its neighbourhood.
-    backend : {"auto", "cpu"}
-        Where the pair sums run.
+    backend : {"auto", "cpu", "cuda"}
+        Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
+        NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
+        (the GPU when numba sees one and there are at least 2048**2 pairs, else
+        the CPU). On the GPU the kernels compute in the particles' dtype.
     dtype : {np.float64, np.float32}
-        dtype of the particles passed to the target and returned. The pair sums
-        accumulate in float64 on the CPU, and L-BFGS-B itself works in float64.
+        dtype of the particles passed to the target and returned. The CPU pair
+        sums compute in float64 whatever the dtype; the CUDA kernels compute in
+        this dtype (float32 is several times faster on most GPUs), summing in
+        float64 across tiles. L-BFGS-B itself always works in float64, on the
+        host.
     store : bool
         Keep every iterate (``res.trajectory``) and its time (``res.times``).
     callback : callable or None
@@ -385,8 +391,11 @@ def ksdd_gradient(
     clamp : (float, float) or None
         ``(low, high)``, finite with ``low < high``: after each step every
         coordinate of every particle is clipped into ``[low, high]``.
-    backend : {"auto", "cpu"}
-        Where the pair sums run.
+    backend : {"auto", "cpu", "cuda"}
+        Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
+        NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
+        (the GPU when numba sees one and there are at least 2048**2 pairs, else
+        the CPU). On the GPU the kernels compute in the particles' dtype.
     dtype : {np.float64, np.float32}
         dtype of the particles passed to the target and returned.
     store : bool

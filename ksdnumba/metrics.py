@@ -48,8 +48,11 @@ def ksd(x, target, kernel="gaussian", bw=1.0, beta=0.5, statistic="v", backend="
         Exponent of the IMQ kernel, in (0, 1).
     statistic : {"v", "u"}
         Which estimator to return.
-    backend : {"auto", "cpu"}
-        Where the pair sums run.
+    backend : {"auto", "cpu", "cuda"}
+        Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
+        NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
+        (the GPU when numba sees one and there are at least 2048**2 pairs, else
+        the CPU). On the GPU the kernels compute in the particles' dtype.
 
     Returns
     -------

@@ -34,32 +34,33 @@ from ._validation import (
     check_target_dims,
 )
 from .kernels import _cpu
+from .kernels._backend import kernels, resolve_backend
 from .targets import as_target
 
 KERNELS = ("gaussian", "imq", "linear")
-BACKENDS = ("auto", "cpu")
-
-# kernel name -> functions of (x, s, bw, beta): all pairs' sum with its partial
-# gradients, the sum alone, and the diagonal k_p(x_i, x_i).
-_CPU = {
-    "gaussian": (
-        lambda x, s, bw, beta: _cpu.gaussian_stein_sums(x, s, bw),
-        lambda x, s, bw, beta: _cpu.gaussian_stein_total(x, s, bw),
-        lambda x, s, bw, beta: _cpu.gaussian_stein_diagonal(x, s, bw),
-    ),
-    "imq": (_cpu.imq_stein_sums, _cpu.imq_stein_total, _cpu.imq_stein_diagonal),
-    "linear": (
-        lambda x, s, bw, beta: _cpu.linear_stein_sums(x, s),
-        lambda x, s, bw, beta: _cpu.linear_stein_total(x, s),
-        lambda x, s, bw, beta: _cpu.linear_stein_diagonal(x, s),
-    ),
-}
 
 
-def _resolve_backend(backend):
-    check_option(backend, "backend", BACKENDS)
-    # Only the CPU backend exists so far, so "auto" has one choice.
-    return "cpu"
+def _kernel_functions(kernel, backend):
+    """Functions of ``(x, s, bw, beta)`` for one kernel on one resolved backend.
+
+    All pairs' sum with its partial gradients, the sum alone, and the diagonal
+    :math:`k_p(x_i, x_i)`. The diagonals are O(n d) NumPy on the host; so is the
+    whole linear kernel, which has no pair loop, whatever the backend.
+    """
+    if kernel == "linear":
+        return (
+            lambda x, s, bw, beta: _cpu.linear_stein_sums(x, s),
+            lambda x, s, bw, beta: _cpu.linear_stein_total(x, s),
+            lambda x, s, bw, beta: _cpu.linear_stein_diagonal(x, s),
+        )
+    module = kernels(backend)
+    if kernel == "gaussian":
+        return (
+            lambda x, s, bw, beta: module.gaussian_stein_sums(x, s, bw),
+            lambda x, s, bw, beta: module.gaussian_stein_total(x, s, bw),
+            lambda x, s, bw, beta: _cpu.gaussian_stein_diagonal(x, s, bw),
+        )
+    return module.imq_stein_sums, module.imq_stein_total, _cpu.imq_stein_diagonal
 
 
 class SteinObjective:
@@ -79,8 +80,9 @@ class SteinObjective:
         Bandwidth (squared length scale), already resolved and checked.
     beta : float
         Exponent of the IMQ kernel, already checked.
-    backend : str
-        One of :data:`BACKENDS`.
+    backend : {"cpu", "cuda"}
+        Where the pair sums run, already resolved
+        (:func:`ksdnumba.kernels._backend.resolve_backend`).
     """
 
     def __init__(self, target, kernel, bw, beta, backend):
@@ -88,8 +90,8 @@ class SteinObjective:
         self.kernel = kernel
         self.bw = bw
         self.beta = beta
-        self.backend = _resolve_backend(backend)
-        self._sums, self._total, self._diagonal = _CPU[kernel]
+        self.backend = backend
+        self._sums, self._total, self._diagonal = _kernel_functions(kernel, backend)
         self._score_and_hvp = getattr(target, "score_and_hvp", None)
 
     def score(self, x):
@@ -155,6 +157,7 @@ def make_objective(x, target, kernel, bw, beta, backend, name="x"):
     beta = check_beta(beta)
     # The linear kernel has no bandwidth: bw is ignored (and not resolved) there.
     bw = 1.0 if kernel == "linear" else resolve_bw(bw, x)
+    backend = resolve_backend(backend, x.shape[0] ** 2)
     return SteinObjective(target, kernel, bw, beta, backend), target
 
 
@@ -179,7 +182,8 @@ def ksd_and_grad(x, target, kernel="gaussian", bw=1.0, beta=0.5, backend="auto")
     ----------
     x : array_like of shape (n, d)
         Particles. float32 input is kept as float32 for the target's calls; the
-        pair sums are accumulated in float64.
+        pair sums are computed in float64 on the CPU, in float32 (summed in
+        float64 across tiles) with ``backend="cuda"``.
     target : object with ``score`` and ``hvp``, or callable
         The target distribution; a plain callable is taken as its score and
         wrapped in :class:`ksdnumba.ScoreFunction`.
@@ -193,8 +197,11 @@ def ksd_and_grad(x, target, kernel="gaussian", bw=1.0, beta=0.5, backend="auto")
         kernel.
     beta : float
         Exponent of the IMQ kernel, in (0, 1); checked but unused by the others.
-    backend : {"auto", "cpu"}
-        Where the pair sums run.
+    backend : {"auto", "cpu", "cuda"}
+        Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
+        NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
+        (the GPU when numba sees one and there are at least 2048**2 pairs, else
+        the CPU). On the GPU the kernels compute in the particles' dtype.
 
     Returns
     -------

@@ -1,9 +1,17 @@
 """Shared fixtures and helpers for the test suite."""
 
-import numpy as np
-import pytest
+import os
 
-import ksdnumba as kn
+# The CUDA kernels run in numba's CUDA simulator unless told otherwise
+# (NUMBA_ENABLE_CUDASIM=0 runs tests/test_kernels_cuda.py on a real GPU). numba
+# reads the variable when it is first imported, so this comes before any import
+# of numba (through ksdnumba) in the test session.
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import ksdnumba as kn  # noqa: E402
 
 
 def central_difference_gradient(f, x, h=1e-6):

@@ -174,12 +174,12 @@ def test_non_finite_hvp_at_start():
 
 
 def test_import_is_light_and_compiles_nothing():
-    """`import ksdnumba` pulls in no deep-learning framework and compiles no kernel."""
+    """`import ksdnumba` pulls in no deep-learning framework nor CUDA, and compiles no kernel."""
     code = (
         "import sys, ksdnumba\n"
         "from ksdnumba.kernels import _cpu\n"
         "heavy = [m for m in ('torch', 'jax', 'tensorflow', 'matplotlib', 'scipy.optimize',\n"
-        "                     'scipy.spatial', 'scipy.special', 'scipy.linalg')\n"
+        "                     'scipy.spatial', 'scipy.special', 'scipy.linalg', 'numba.cuda')\n"
         "         if m in sys.modules]\n"
         "assert not heavy, heavy\n"
         "compiled = [n for n in dir(_cpu) if getattr(getattr(_cpu, n), 'signatures', None)]\n"

@@ -1,0 +1,294 @@
+"""Time the CUDA backend: Stein pair sums, the whole objective, and an L-BFGS-B run.
+
+Prints tables and, with ``--json FILE``, writes the numbers to FILE:
+
+* **check**: the CUDA kernels against the CPU kernels at ``--check-n`` particles
+  (10,000 by default): the largest relative difference of the value and of the
+  two gradients, for the Gaussian and IMQ kernels in float64 (must be < 1e-10)
+  and float32 (< 1e-4).
+* **kernels**: for each kernel, dimension ``d``, dtype and particle count
+  ``n``: the time of one evaluation of the pair sums with their gradients
+  (host arrays in, host arrays out: the copies and the device reductions
+  included), the median of a few calls after one that compiles, and pairs per
+  second (n^2 / t); then the same for ``kn.ksd_and_grad`` (the target's score and
+  HVP on the host included). A size whose time, extrapolated from the previous
+  size, would pass ``--max-seconds`` is skipped and reported as such.
+* **lbfgs**: ``kn.ksdd_lbfgs(..., backend="cuda")`` end to end on
+  ``--lbfgs-n`` particles (100,000 by default), float32.
+* **torch**: when torch is importable with CUDA, the dense PyTorch baseline: the
+  Gaussian Stein kernel matrix written out in torch (what ksddescent evaluates)
+  and autograd for the gradient, float32 and float64, with out-of-memory
+  reported as such.
+
+Run on a machine with an NVIDIA GPU and numba-cuda (``pip install -e ".[cuda]"``)
+as ``python benchmarks/bench_gpu.py``. In numba's CUDA simulator
+(``NUMBA_ENABLE_CUDASIM=1``) it runs too, at toy sizes only, which is how its
+code is tested without a GPU.
+"""
+
+import argparse
+import json
+import platform
+import sys
+import time
+
+import numpy as np
+
+BW = 0.1
+
+
+def _ints(text):
+    return [int(float(v)) for v in text.split(",")]
+
+
+def _problem(n, d, dtype, seed=0):
+    """A 2-component mixture in d dimensions and n standard normal particles."""
+    import ksdnumba as kn
+
+    means = np.zeros((2, d))
+    means[0, 0], means[1, 0] = -1.0, 1.0
+    target = kn.GaussianMixture(means, [0.3, 0.3])
+    x = np.random.default_rng(seed).standard_normal((n, d)).astype(dtype)
+    return target, x
+
+
+def _median_time(call, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def _repeats(seconds):
+    return 5 if seconds < 0.2 else 3 if seconds < 2.0 else 1
+
+
+def _machine():
+    import numba
+    from numba import cuda
+
+    info = {"python": platform.python_version(), "numpy": np.__version__,
+            "numba": numba.__version__,
+            "numba_cuda": getattr(cuda, "implementation", "?"),
+            "simulator": bool(numba.config.ENABLE_CUDASIM)}
+    try:
+        device = cuda.get_current_device()
+        name = device.name
+        info["gpu"] = name.decode() if isinstance(name, bytes) else str(name)
+        info["compute_capability"] = list(device.compute_capability)
+        info["multiprocessors"] = device.MULTIPROCESSOR_COUNT
+    except Exception as exc:  # the simulator has no device attributes
+        info["gpu"] = f"unknown ({type(exc).__name__})"
+    return info
+
+
+def _sums(kernel):
+    from ksdnumba.kernels import _cpu, _cuda
+
+    if kernel == "gaussian":
+        return (lambda x, s: _cuda.gaussian_stein_sums(x, s, BW),
+                lambda x, s: _cpu.gaussian_stein_sums(x, s, BW))
+    return (lambda x, s: _cuda.imq_stein_sums(x, s, BW, 0.5),
+            lambda x, s: _cpu.imq_stein_sums(x, s, BW, 0.5))
+
+
+def check(n, kernels):
+    """Largest relative differences between the CUDA and CPU pair sums."""
+    rows = []
+    for kernel in kernels:
+        gpu, cpu = _sums(kernel)
+        for dtype in (np.float64, np.float32):
+            target, x = _problem(n, 2, dtype, seed=1)
+            s = target.score(x).astype(dtype)
+            want = cpu(x, s)
+            got = gpu(x, s)
+            errors = [abs(got[0] - want[0]) / abs(want[0])]
+            errors += [float(np.abs(g - w).max() / np.abs(w).max())
+                       for g, w in zip(got[1:], want[1:], strict=True)]
+            bound = 1e-10 if dtype == np.float64 else 1e-4
+            rows.append({"kernel": kernel, "dtype": np.dtype(dtype).name, "n": n,
+                         "value": errors[0], "gx": errors[1], "gs": errors[2],
+                         "ok": max(errors) < bound, "bound": bound})
+            print(f"{kernel:>8} {np.dtype(dtype).name:>7} n={n:<8} value {errors[0]:.1e} "
+                  f"gx {errors[1]:.1e} gs {errors[2]:.1e}  "
+                  f"{'ok' if rows[-1]['ok'] else 'FAIL'} (< {bound:g})", flush=True)
+    return rows
+
+
+def time_kernels(sizes, dims, dtypes, kernels, max_seconds):
+    import ksdnumba as kn
+
+    rows = []
+    print(f"{'kernel':>8} {'d':>3} {'dtype':>7} {'n':>9} {'sums s':>9} {'Tpairs/s':>9} "
+          f"{'objective s':>11} {'Tpairs/s':>9}", flush=True)
+    for kernel in kernels:
+        gpu, _ = _sums(kernel)
+        for d in dims:
+            for dtype in dtypes:
+                name = np.dtype(dtype).name
+                target, x = _problem(min(sizes), d, dtype)
+                start = time.perf_counter()
+                gpu(x[:256], target.score(x[:256]).astype(dtype))  # compiles
+                compile_s = time.perf_counter() - start
+                previous = None
+                for n in sorted(sizes):
+                    if previous is not None:
+                        estimate = previous[1] * (n / previous[0]) ** 2
+                        if estimate > max_seconds:
+                            print(f"{kernel:>8} {d:>3} {name:>7} {n:>9} skipped (about "
+                                  f"{estimate:.0f} s per evaluation > --max-seconds)",
+                                  flush=True)
+                            rows.append({"kernel": kernel, "d": d, "dtype": name, "n": n,
+                                         "skipped_estimate_s": estimate})
+                            continue
+                    target, x = _problem(n, d, dtype)
+                    s = target.score(x).astype(dtype)
+                    first = time.perf_counter()
+                    gpu(x, s)
+                    first = time.perf_counter() - first
+                    t_sums = _median_time(lambda x=x, s=s: gpu(x, s), _repeats(first))
+                    t_obj = _median_time(
+                        lambda x=x, target=target: kn.ksd_and_grad(
+                            x, target, kernel=kernel, bw=BW, backend="cuda"),
+                        _repeats(first))
+                    previous = (n, t_sums)
+                    row = {"kernel": kernel, "d": d, "dtype": name, "n": n,
+                           "sums_s": t_sums, "sums_tpairs_s": n * n / t_sums / 1e12,
+                           "objective_s": t_obj, "objective_tpairs_s": n * n / t_obj / 1e12,
+                           "compile_s": compile_s}
+                    rows.append(row)
+                    print(f"{kernel:>8} {d:>3} {name:>7} {n:>9} {t_sums:>9.4f} "
+                          f"{row['sums_tpairs_s']:>9.3f} {t_obj:>11.4f} "
+                          f"{row['objective_tpairs_s']:>9.3f}", flush=True)
+    return rows
+
+
+def lbfgs(n, max_iter):
+    import ksdnumba as kn
+
+    target, x0 = _problem(n, 2, np.float32, seed=2)
+    x0 = x0 * 2.0 + 1.0
+    kn.ksdd_lbfgs(x0[:256], target, bw=BW, max_iter=2, backend="cuda", dtype=np.float32)
+    start = time.perf_counter()
+    res = kn.ksdd_lbfgs(x0, target, bw=BW, max_iter=max_iter, backend="cuda",
+                        dtype=np.float32)
+    seconds = time.perf_counter() - start
+    row = {"n": n, "max_iter": max_iter, "seconds": seconds, "nit": int(res.nit),
+           "nfev": int(res.nfev), "fun0": float(res.history[0]), "fun": float(res.fun),
+           "status": int(res.status), "message": str(res.message)}
+    print(f"ksdd_lbfgs backend='cuda' float32 n={n}: {seconds:.2f} s, {row['nit']} iterations, "
+          f"{row['nfev']} evaluations ({seconds / max(row['nfev'], 1) * 1e3:.1f} ms each), "
+          f"KSD^2 {row['fun0']:.3e} -> {row['fun']:.3e}; {row['message']}", flush=True)
+    return row
+
+
+def _torch_dense(torch, x_np, dtype, device):
+    """The dense Gaussian Stein kernel of a 2-mode mixture in torch, with autograd."""
+    n, d = x_np.shape
+    means = torch.zeros(2, d, dtype=dtype, device=device)
+    means[0, 0], means[1, 0] = -1.0, 1.0
+    var = 0.3
+    x = torch.tensor(x_np, dtype=dtype, device=device, requires_grad=True)
+    diff = x[:, None, :] - means[None, :, :]
+    resp = torch.softmax(-0.5 * (diff**2).sum(-1) / var, dim=1)
+    s = -(resp[:, :, None] * diff).sum(1) / var
+    u = x[:, None, :] - x[None, :, :]  # (n, n, d): the memory the dense form needs
+    r2 = (u * u).sum(-1)
+    k = torch.exp(-r2 / (2 * BW))
+    du = ((s[:, None, :] - s[None, :, :]) * u).sum(-1)
+    stein = k * (s @ s.T + (du + d) / BW - r2 / BW**2)
+    loss = stein.sum() / n**2
+    loss.backward()
+    return loss.item(), x.grad
+
+
+def time_torch(sizes, dims, max_seconds, device_name):
+    try:
+        import torch
+    except ImportError:
+        print("torch baseline: skipped (torch is not importable)")
+        return {"skipped": "torch not importable"}
+    if device_name == "cuda" and not torch.cuda.is_available():
+        print("torch baseline: skipped (torch sees no CUDA device)")
+        return {"skipped": "torch without CUDA"}
+    device = torch.device(device_name)
+    rows = []
+    print(f"torch {torch.__version__} dense Stein kernel + autograd on {device_name}")
+    for d in dims:
+        for dtype_name in ("float32", "float64"):
+            dtype = getattr(torch, dtype_name)
+            previous = None
+            for n in sorted(sizes):
+                row = {"d": d, "dtype": dtype_name, "n": n}
+                if previous is not None and previous[1] * (n / previous[0]) ** 2 > max_seconds:
+                    row["skipped_estimate_s"] = previous[1] * (n / previous[0]) ** 2
+                    print(f"  d={d} {dtype_name} n={n}: skipped (estimated "
+                          f"{row['skipped_estimate_s']:.0f} s)")
+                    rows.append(row)
+                    continue
+                _, x = _problem(n, d, np.float64)
+
+                def call(x=x, dtype=dtype):
+                    _torch_dense(torch, x, dtype, device)
+                    if device_name == "cuda":
+                        torch.cuda.synchronize()
+
+                try:
+                    call()
+                    t = _median_time(call, 3)
+                except torch.cuda.OutOfMemoryError if device_name == "cuda" else MemoryError:
+                    row["error"] = "out of memory"
+                    print(f"  d={d} {dtype_name} n={n}: out of memory")
+                    rows.append(row)
+                    if device_name == "cuda":
+                        torch.cuda.empty_cache()
+                    break
+                previous = (n, t)
+                row.update(seconds=t, tpairs_s=n * n / t / 1e12)
+                print(f"  d={d} {dtype_name} n={n}: {t:.4f} s, {row['tpairs_s']:.4f} Tpairs/s",
+                      flush=True)
+                rows.append(row)
+    return rows
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=_ints, default=[10**4, 10**5, 3 * 10**5, 10**6])
+    parser.add_argument("--dims", type=_ints, default=[2, 10])
+    parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument("--kernels", default="gaussian,imq")
+    parser.add_argument("--max-seconds", type=float, default=20.0,
+                        help="skip a size whose evaluation would take longer (extrapolated)")
+    parser.add_argument("--check-n", type=int, default=10**4)
+    parser.add_argument("--lbfgs-n", type=int, default=10**5)
+    parser.add_argument("--lbfgs-iter", type=int, default=100)
+    parser.add_argument("--torch-sizes", type=_ints, default=[10**3, 10**4, 3 * 10**4, 10**5])
+    parser.add_argument("--torch-device", default="cuda")
+    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--json", help="write the numbers to this file")
+    args = parser.parse_args(argv)
+    kernels = args.kernels.split(",")
+    dtypes = [np.dtype(v).type for v in args.dtypes.split(",")]
+
+    report = {"machine": _machine()}
+    print(json.dumps(report["machine"]), flush=True)
+    print("\n# check: CUDA against CPU", flush=True)
+    report["check"] = check(args.check_n, kernels)
+    print("\n# kernels: one evaluation, value and gradient", flush=True)
+    report["kernels"] = time_kernels(args.sizes, args.dims, dtypes, kernels, args.max_seconds)
+    print("\n# lbfgs", flush=True)
+    report["lbfgs"] = lbfgs(args.lbfgs_n, args.lbfgs_iter)
+    print("\n# torch", flush=True)
+    report["torch"] = ({"skipped": "--no-torch"} if args.no_torch else
+                       time_torch(args.torch_sizes, args.dims, args.max_seconds,
+                                  args.torch_device))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    return 0 if all(row["ok"] for row in report["check"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Which backend runs the pair sums: ``"cpu"``, ``"cuda"``, or ``"auto"`` to choose.
+
+The CUDA kernels (:mod:`ksdnumba.kernels._cuda`) are imported here, lazily, and
+only when a call resolves to the CUDA backend; ``import ksdnumba`` never touches
+CUDA, and ``"auto"`` asks numba whether a GPU is present only for problems large
+enough to go there.
+"""
+
+from .._validation import check_option
+
+BACKENDS = ("auto", "cpu", "cuda")
+
+# "auto" sends a problem to the GPU from this many pairs (n^2 for the Stein
+# sums, n m for MMD) on: below it, the copies to and from the device and the
+# launches cost more than the two-core CPU kernels take (~1e5 pairs per ms).
+AUTO_CUDA_MIN_PAIRS = 2048**2
+
+_available = []  # the cached answer of _cuda_available
+
+
+def _cuda_available():
+    """True when numba sees a usable GPU (never for numba's CUDA simulator)."""
+    if not _available:
+        from numba import config
+
+        if config.ENABLE_CUDASIM:
+            _available.append(False)
+        else:
+            try:
+                from numba import cuda
+
+                _available.append(bool(cuda.is_available()))
+            except Exception:  # no numba.cuda, no driver, a broken toolkit: no GPU
+                _available.append(False)
+    return _available[0]
+
+
+def _simulating():
+    from numba import config
+
+    return bool(config.ENABLE_CUDASIM)
+
+
+def resolve_backend(backend, n_pairs=None):
+    """Check ``backend`` and decide where a problem with ``n_pairs`` pairs runs.
+
+    Returns ``"cpu"`` or ``"cuda"``. ``"auto"`` picks CUDA when numba sees a GPU
+    and the problem has at least :data:`AUTO_CUDA_MIN_PAIRS` pairs (``n_pairs``
+    None: the CPU).
+
+    Raises
+    ------
+    ValueError
+        If ``backend`` is not one of :data:`BACKENDS`.
+    RuntimeError
+        If ``backend="cuda"`` and numba sees no GPU (numba's CUDA simulator,
+        ``NUMBA_ENABLE_CUDASIM=1``, counts as one).
+    """
+    backend = check_option(backend, "backend", BACKENDS)
+    if backend == "cpu":
+        return "cpu"
+    if backend == "cuda":
+        if not (_simulating() or _cuda_available()):
+            raise RuntimeError(
+                "backend='cuda' needs an NVIDIA GPU that numba can use, and numba "
+                "found none (numba.cuda.is_available() is False). Install the 'cuda' "
+                "extra (pip install 'ksdnumba[cuda]') on a machine with a GPU and its "
+                "driver, or use backend='cpu' ('auto' falls back to the CPU by itself)."
+            )
+        return "cuda"
+    if n_pairs is not None and n_pairs >= AUTO_CUDA_MIN_PAIRS and _cuda_available():
+        return "cuda"
+    return "cpu"
+
+
+def kernels(backend):
+    """The kernel module of a resolved backend: same functions, same signatures."""
+    if backend == "cuda":
+        from . import _cuda
+
+        return _cuda
+    from . import _cpu
+
+    return _cpu
