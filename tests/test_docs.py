@@ -1,6 +1,7 @@
 """The documentation stays complete and its code stays true (no Sphinx needed)."""
 
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,10 +84,16 @@ def test_code_blocks_run(page):
     # Blocks that show ksddescent's code need PyTorch, which is no dependency: they
     # are shown, not run. Every other block runs, in the order of the page.
     namespace = {}
-    for code in python_blocks(page):
-        if re.search(r"\b(torch|ksddescent)\b", code):
-            continue
-        exec(compile(code, str(page), "exec"), namespace)
+    try:
+        for code in python_blocks(page):
+            if re.search(r"\b(torch|ksddescent)\b", code):
+                continue
+            exec(compile(code, str(page), "exec"), namespace)
+    finally:
+        # A page's figures would otherwise become the current axes of later tests
+        # (the plotting doctests draw on plt.gca()).
+        if "matplotlib.pyplot" in sys.modules:
+            sys.modules["matplotlib.pyplot"].close("all")
 
 
 def test_quick_start_is_short():
