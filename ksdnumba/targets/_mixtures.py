@@ -524,9 +524,8 @@ class Gaussian(GaussianMixture):
     covariance : float or ndarray
         The covariance as given: a float, or a read-only array of shape
         ``(n_dims,)`` or ``(n_dims, n_dims)``.
-
-    Besides these, the attributes of :class:`GaussianMixture` (``means``,
-    ``covariances``, ``weights``, ``n_components`` = 1, ``n_dims``) are set.
+    means, covariances, covariance_type, weights, n_components, n_dims
+        As for :class:`GaussianMixture`, with ``n_components = 1``.
 
     Raises
     ------
