@@ -19,6 +19,7 @@ and, since the Stein kernel :math:`k_p` is symmetric, its gradient is
 where :math:`H = \nabla^2 \log p` is applied through the target's ``hvp``.
 """
 
+import math
 from functools import partial
 
 import numpy as np
@@ -28,6 +29,7 @@ from ._validation import (
     NonFiniteError,
     call_target,
     check_beta,
+    check_field,
     check_finite_field,
     check_option,
     check_particles,
@@ -120,24 +122,35 @@ class SteinObjective:
         n = x.shape[0]
         if self._score_and_hvp is not None:
             s, hvp_at_x = call_target(self._score_and_hvp, "score_and_hvp", x)
-            s = check_finite_field(s, x, "score")
         else:
-            s = self.score(x)
+            s = call_target(self.target.score, "score", x)
             hvp_at_x = partial(self.target.hvp, x)
+        s = check_field(s, x, "score")
         total, gx, gs = self._sums(x, s, self.bw, self.beta)
+        # A NaN or inf in the scores always reaches the total (each particle's
+        # pair with itself holds |s_i|^2), so the scores' finiteness is looked at
+        # only when the total is not finite: two passes over the arrays fewer per
+        # evaluation, which count at small n.
+        if not math.isfinite(total):
+            check_finite_field(s, x, "score")
+            raise _overflow()
         c = 2.0 / n**2
-        hv = call_target(hvp_at_x, "hvp", (c * gs).astype(x.dtype))
-        hv = check_finite_field(hv, x, "hvp")
-        grad = c * gx
-        grad += hv
-        value = total / n**2
-        if not (np.isfinite(value) and np.isfinite(grad).all()):
-            raise NonFiniteError(
-                "the KSD objective or its gradient is not finite although the "
-                "target's outputs are; the particles or scores are too large for "
-                "float64"
-            )
-        return value, grad
+        gs *= c
+        hv = check_field(call_target(hvp_at_x, "hvp", gs.astype(x.dtype, copy=False)), x, "hvp")
+        gx *= c
+        gx += hv  # a NaN or inf in the HVP reaches the gradient
+        # The sum is not finite if an entry is not (and may overflow when all are).
+        if not math.isfinite(gx.sum()) and not np.isfinite(gx).all():
+            check_finite_field(hv, x, "hvp")
+            raise _overflow()
+        return total / n**2, gx
+
+
+def _overflow():
+    return NonFiniteError(
+        "the KSD objective or its gradient is not finite although the target's "
+        "outputs are; the particles or scores are too large for float64"
+    )
 
 
 def _particles_dtype(x):

@@ -295,8 +295,6 @@ def _radial_row(i, xT, sT, kind, bw, beta, gx, gs, buf):
     """Row ``i`` of the radial Stein sums; writes ``gx[i]``, ``gs[i]``, returns the value."""
     d, n = xT.shape
     inv_h = 1.0 / bw
-    if kind == GAUSSIAN and d == 2:
-        return _gaussian_row_2d(i, xT, sT, inv_h, gx, gs)
     r2, S, Du, P, Q, C = buf[0], buf[1], buf[2], buf[3], buf[4], buf[5]
     for k in range(d):
         gx[i, k] = 0.0
@@ -371,19 +369,30 @@ def _ordered_sum(rows):
 
 @njit(cache=True, parallel=True)
 def _radial_sums_parallel(xT, sT, kind, bw, beta, gx, gs, n_chunks):
-    n = xT.shape[1]
+    d, n = xT.shape
     rows = np.empty(n)
+    gaussian_2d = kind == GAUSSIAN and d == 2
     for c in prange(n_chunks):
         buf = _scratch(n)
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            rows[i] = _radial_row(i, xT, sT, kind, bw, beta, gx, gs, buf)
+            if gaussian_2d:
+                rows[i] = _gaussian_row_2d(i, xT, sT, 1.0 / bw, gx, gs)
+            else:
+                rows[i] = _radial_row(i, xT, sT, kind, bw, beta, gx, gs, buf)
     return _ordered_sum(rows)
 
 
 @njit(cache=True)
 def _radial_sums_serial(xT, sT, kind, bw, beta, gx, gs):
-    n = xT.shape[1]
+    d, n = xT.shape
     rows = np.empty(n)
+    if kind == GAUSSIAN and d == 2:
+        # Called from here, not from _radial_row: through it, the row took
+        # 100 ns more (5 of the 19 microseconds of all pairs at n = 50).
+        inv_h = 1.0 / bw
+        for i in range(n):
+            rows[i] = _gaussian_row_2d(i, xT, sT, inv_h, gx, gs)
+        return _ordered_sum(rows)
     buf = _scratch(n)
     for i in range(n):
         rows[i] = _radial_row(i, xT, sT, kind, bw, beta, gx, gs, buf)
