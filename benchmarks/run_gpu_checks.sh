@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Every GPU check in one go, for a machine with an NVIDIA GPU and numba-cuda:
+#   1. the CUDA tests on the real GPU (not the simulator);
+#   2. the benchmark, whose first table checks the GPU against the CPU at n = 10^4.
+# Writes gpu_tests.txt, gpu_bench.txt and gpu_bench.json into $OUT (default: .).
+# Run from the repository root; the package need not be installed (the checkout is
+# put on PYTHONPATH, after whatever PYTHONPATH already holds, such as a folder with a
+# sitecustomize.py that patches the machine's numba-cuda). Budget: about 5 minutes.
+set -uo pipefail
+out="${OUT:-.}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+python -c "import numba, numba.cuda as c; print('numba', numba.__version__, c.implementation)"
+
+NUMBA_ENABLE_CUDASIM=0 timeout 240 python -m pytest -q -p no:cacheprovider \
+    tests/test_kernels_cuda.py 2>&1 | tee "$out/gpu_tests.txt" | tail -15
+tests=${PIPESTATUS[0]}
+
+timeout 420 python benchmarks/bench_gpu.py --json "$out/gpu_bench.json" "$@" 2>&1 \
+    | tee "$out/gpu_bench.txt"
+bench=${PIPESTATUS[0]}
+echo "tests exit status $tests, benchmark exit status $bench"
+[ "$tests" -eq 0 ] && [ "$bench" -eq 0 ]
