@@ -96,9 +96,10 @@ def test_partner_blocks_cover_every_pair(kernel, n):
     _assert_sums_match(kernel, x, s, 0.5, 0.5, None, f"n={n}")
 
 
+@pytest.mark.parametrize("d", [2, 3], ids=["one-loop-2d-rows", "blocked-rows"])
 @pytest.mark.parametrize("kernel", ["gaussian", "imq"])
-def test_parallel_and_serial_are_bit_identical(kernel):
-    x, s = _problem(300, 3)
+def test_parallel_and_serial_are_bit_identical(kernel, d):
+    x, s = _problem(300, d)
     a = _cpu_sums(kernel, x, s, 0.3, 0.5, parallel=True)
     b = _cpu_sums(kernel, x, s, 0.3, 0.5, parallel=False)
     c = _cpu_sums(kernel, x, s, 0.3, 0.5, parallel=True)
