@@ -81,6 +81,7 @@ def main(argv=None):
     arch = f"sm_{cc[0]}{cc[1]}"
     f64_math = re.compile(r"\b(mul|fma|div|sqrt|rcp|ex2|lg2)\.[a-z.]*f64\b")
     failures = []
+    ptxas_errors = []
     print(f"{'kernel':>9} {'dtype':>7} {'d':>3} {'tile':>4} {'registers':>9} {'spilled B':>9} "
           f"{'f64 ops':>7} {'f64 mul/fma/...':>15}")
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,11 +99,19 @@ def main(argv=None):
                     path = os.path.join(tmp, "kernel.ptx")
                     with open(path, "w") as f:
                         f.write(ptx)
-                    log = subprocess.run([ptxas, f"-arch={arch}", "-v", path, "-o",
-                                          os.path.join(tmp, "kernel.cubin")],
-                                         capture_output=True, text=True, check=True).stderr
-                    registers = max(int(v) for v in re.findall(r"Used (\d+) registers", log))
-                    spilled = sum(int(v) for v in re.findall(r"(\d+) bytes spill stores", log))
+                    proc = subprocess.run([ptxas, f"-arch={arch}", "-v", path, "-o",
+                                           os.path.join(tmp, "kernel.cubin")],
+                                          capture_output=True, text=True)
+                    if proc.returncode:  # e.g. a ptxas older than the PTX that NVVM wrote
+                        if not ptxas_errors:
+                            print(f"ptxas failed, registers not reported: "
+                                  f"{proc.stderr.strip().splitlines()[0]}")
+                        ptxas_errors.append(kind)
+                        registers = spilled = "-"
+                    else:
+                        log = proc.stderr
+                        registers = max(int(v) for v in re.findall(r"Used (\d+) registers", log))
+                        spilled = sum(int(v) for v in re.findall(r"(\d+) bytes spill stores", log))
                     f64_ops = len(re.findall(r"\.f64\b", ptx))
                     bad = len(f64_math.findall(ptx))
                     name = np.dtype(dtype).name
