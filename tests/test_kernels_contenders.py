@@ -106,10 +106,11 @@ def test_reference_svgd_direction_from_its_definition():
     np.testing.assert_allclose(ref.svgd_direction(x, s, bw), expected, rtol=1e-8, atol=1e-10)
 
 
+@pytest.mark.parametrize("d", [2, 3], ids=["one-loop-2d-rows", "blocked-rows"])
 @pytest.mark.parametrize("kind", ["svgd", "sums"])
-def test_parallel_and_serial_are_bit_identical(kind):
-    x, s = _problem(300, 3)
-    y = np.random.default_rng(1).normal(size=(500, 3))
+def test_parallel_and_serial_are_bit_identical(kind, d):
+    x, s = _problem(300, d)
+    y = np.random.default_rng(1).normal(size=(500, d))
     if kind == "svgd":
         runs = [_cpu.gaussian_svgd_direction(x, s, 0.3, parallel=p) for p in (True, False, True)]
     else:

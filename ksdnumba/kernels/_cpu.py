@@ -51,7 +51,8 @@ quantity in registers and stores nothing. Measured side by side with the blocked
 rows, two threads: Gaussian 1.14-1.42 times faster (about 2 ns per pair, 0.5
 Gpairs/s at n = 20,000), IMQ 2.7 times (1.5 ns per pair). The kernels use NumPy's
 error model: under Python's, every division carried a zero test and an exception
-branch that kept LLVM from vectorising its loop.
+branch that kept LLVM from vectorising its loop. The base Gaussian kernel of SVGD
+and MMD has a 2-D row of the same kind (1.16-1.36 times faster).
 
 Each row ``i`` is owned by one loop iteration and written once, and the blocks of a
 row are summed in a fixed order, so results are bit-identical from run to run and
@@ -689,21 +690,72 @@ def _gaussian_cross_row(i, xT, yT, wT, bw, gx, gw, buf):
     return total
 
 
+@njit(**_KERNEL)
+def _gaussian_cross_row_2d(i, xT, yT, wT, c, gx, gw):
+    """:func:`_gaussian_cross_row` in two dimensions, in one loop, ``c = -1 / (2 h)``.
+
+    ``wT`` has 0 rows (MMD) or 2 (SVGD: the scores); the loop is chosen outside.
+    """
+    m = yT.shape[1]
+    y0 = yT[0]
+    y1 = yT[1]
+    xi0 = xT[0, i]
+    xi1 = xT[1, i]
+    total = 0.0
+    a0 = 0.0
+    a1 = 0.0
+    if wT.shape[0] == 2:
+        w0 = wT[0]
+        w1 = wT[1]
+        b0 = 0.0
+        b1 = 0.0
+        for j in range(m):
+            u0 = xi0 - y0[j]
+            u1 = xi1 - y1[j]
+            p = _exp_scalar(c * (u0 * u0 + u1 * u1))
+            total += p
+            a0 += p * u0
+            a1 += p * u1
+            b0 += p * w0[j]
+            b1 += p * w1[j]
+        gw[i, 0] = b0
+        gw[i, 1] = b1
+    else:
+        for j in range(m):
+            u0 = xi0 - y0[j]
+            u1 = xi1 - y1[j]
+            p = _exp_scalar(c * (u0 * u0 + u1 * u1))
+            total += p
+            a0 += p * u0
+            a1 += p * u1
+    gx[i, 0] = a0
+    gx[i, 1] = a1
+    return total
+
+
 @njit(cache=True, parallel=True)
 def _gaussian_cross_parallel(xT, yT, wT, bw, gx, gw, n_chunks):
-    n = xT.shape[1]
+    d, n = xT.shape
     rows = np.empty(n)
+    fast = d == 2 and (wT.shape[0] == 0 or wT.shape[0] == 2)
     for c in prange(n_chunks):
         buf = _scratch(yT.shape[1])
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            rows[i] = _gaussian_cross_row(i, xT, yT, wT, bw, gx, gw, buf)
+            if fast:
+                rows[i] = _gaussian_cross_row_2d(i, xT, yT, wT, -0.5 / bw, gx, gw)
+            else:
+                rows[i] = _gaussian_cross_row(i, xT, yT, wT, bw, gx, gw, buf)
     return _ordered_sum(rows)
 
 
 @njit(cache=True)
 def _gaussian_cross_serial(xT, yT, wT, bw, gx, gw):
-    n = xT.shape[1]
+    d, n = xT.shape
     rows = np.empty(n)
+    if d == 2 and (wT.shape[0] == 0 or wT.shape[0] == 2):
+        for i in range(n):
+            rows[i] = _gaussian_cross_row_2d(i, xT, yT, wT, -0.5 / bw, gx, gw)
+        return _ordered_sum(rows)
     buf = _scratch(yT.shape[1])
     for i in range(n):
         rows[i] = _gaussian_cross_row(i, xT, yT, wT, bw, gx, gw, buf)
