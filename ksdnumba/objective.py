@@ -23,6 +23,7 @@ import math
 from functools import partial
 
 import numpy as np
+from numba import njit
 
 from ._bandwidth import resolve_bw
 from ._validation import (
@@ -37,7 +38,8 @@ from ._validation import (
 )
 from .kernels import _cpu
 from .kernels._backend import kernels, resolve_backend
-from .targets import as_target
+from .targets import Gaussian, GaussianMixture, as_target
+from .targets._mixtures import _diagonal_mixture_hvp, _diagonal_mixture_terms
 
 KERNELS = ("gaussian", "imq", "linear")
 
@@ -63,6 +65,38 @@ def _kernel_functions(kernel, backend):
             lambda x, s, bw, beta: _cpu.gaussian_stein_diagonal(x, s, bw),
         )
     return module.imq_stein_sums, module.imq_stein_total, _cpu.imq_stein_diagonal
+
+
+@njit(cache=True)
+def _diagonal_mixture_objective(x, means, precision, log_norm, kind, bw, beta):
+    """Value (unnormalised) and gradient for a diagonal mixture, in one compiled call.
+
+    The same steps as :meth:`SteinObjective.value_and_grad`, with the same
+    functions in the same order: at tens of particles, the calls between Python
+    and the compiled pieces (each array they return costs about a microsecond
+    to box) took as long as the pair sums.
+    """
+    n = x.shape[0]
+    resp, comp, s = _diagonal_mixture_terms(x, means, precision, log_norm)
+    gx = np.empty(x.shape)
+    gs = np.empty(x.shape)
+    total = _cpu._radial_sums_serial(
+        np.ascontiguousarray(x.T), np.ascontiguousarray(s.T), kind, bw, beta, gx, gs
+    )
+    c = 2.0 / n**2
+    gs *= c
+    gx *= c
+    gx += _diagonal_mixture_hvp(gs, precision, resp, comp, s)
+    return total, gx
+
+
+def _fused_mixture(target, kernel, backend):
+    """The arguments of :func:`_diagonal_mixture_objective` for `target`, or None."""
+    if (type(target) in (GaussianMixture, Gaussian) and target.covariance_type != "full"
+            and kernel in ("gaussian", "imq") and backend == "cpu"):
+        kind = _cpu.GAUSSIAN if kernel == "gaussian" else _cpu.IMQ
+        return target.means, target._precision, target._log_norm, kind
+    return None
 
 
 class SteinObjective:
@@ -95,6 +129,7 @@ class SteinObjective:
         self.backend = backend
         self._sums, self._total, self._diagonal = _kernel_functions(kernel, backend)
         self._score_and_hvp = getattr(target, "score_and_hvp", None)
+        self._fused = _fused_mixture(target, kernel, backend)
 
     def score(self, x):
         """The target's score at ``x``, checked for shape and finiteness."""
@@ -120,6 +155,14 @@ class SteinObjective:
             not finite (:class:`NonFiniteError`), or the result is not finite.
         """
         n = x.shape[0]
+        if self._fused is not None and n <= _cpu.SERIAL_MAX_N and x.dtype == np.float64:
+            means, precision, log_norm, kind = self._fused
+            total, grad = _diagonal_mixture_objective(
+                x, means, precision, log_norm, kind, self.bw, self.beta
+            )
+            if math.isfinite(total) and math.isfinite(grad.sum()):
+                return total / n**2, grad
+            # Not finite: the general path below finds the culprit and says so.
         if self._score_and_hvp is not None:
             s, hvp_at_x = call_target(self._score_and_hvp, "score_and_hvp", x)
         else:

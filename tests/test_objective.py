@@ -178,3 +178,64 @@ def test_single_particle():
     # k_p(x, x) = |s|^2 + d / bw, and its gradient is 2 H s.
     np.testing.assert_allclose(value, (s**2).sum() + 3 / 1.5, rtol=1e-12)
     np.testing.assert_allclose(grad, 2 * target.hvp(x, s), rtol=1e-12)
+
+
+# ------------------------------------------------ the compiled path of diagonal mixtures
+
+
+def _objective(x, target, kernel="gaussian", beta=0.5, backend="cpu"):
+    from ksdnumba.objective import make_objective
+
+    return make_objective(x, target, kernel, 0.4, beta, backend)[0]
+
+
+@pytest.mark.parametrize("kernel, beta", [("gaussian", 0.5), ("imq", 0.5), ("imq", 0.2)])
+@pytest.mark.parametrize("d", [1, 2, 3])
+@pytest.mark.parametrize("covariances", ["isotropic", "diagonal"])
+def test_fused_mixture_path_is_bit_identical_to_the_general_path(kernel, beta, d, covariances):
+    rng = np.random.default_rng(d)
+    cov = [0.5, 2.0] if covariances == "isotropic" else rng.uniform(0.3, 2.0, size=(2, d))
+    target = kn.GaussianMixture(rng.normal(size=(2, d)), cov, weights=[0.3, 0.7])
+    x = rng.normal(size=(40, d))
+    fused = _objective(x, target, kernel, beta)
+    general = _objective(x, target, kernel, beta)
+    general._fused = None
+    assert fused._fused is not None
+    v1, g1 = fused.value_and_grad(x)
+    v2, g2 = general.value_and_grad(x)
+    assert v1 == v2
+    np.testing.assert_array_equal(g1, g2)
+
+
+def test_fused_path_only_where_it_applies(monkeypatch):
+    from ksdnumba import objective
+
+    x = np.random.default_rng(0).normal(size=(10, 2))
+    mixture = kn.GaussianMixture([[-1.0, 0.0], [1.0, 0.0]], [0.3, 0.3])
+    full = kn.GaussianMixture([[0.0, 0.0]], [[[1.0, 0.2], [0.2, 1.0]]])
+    assert _objective(x, full)._fused is None
+    assert _objective(x, mixture.tempered(0.5))._fused is None
+    assert _objective(x, mixture, kernel="linear")._fused is None
+    assert objective._fused_mixture(mixture, "gaussian", "cuda") is None
+
+    def forbidden(*args):
+        raise AssertionError("the compiled path ran where it should not")
+
+    monkeypatch.setattr(objective, "_diagonal_mixture_objective", forbidden)
+    big = np.random.default_rng(1).normal(size=(objective._cpu.SERIAL_MAX_N + 1, 2))
+    _objective(big, mixture).value_and_grad(big)  # threads: the general path
+    x32 = x.astype(np.float32)
+    _objective(x32, mixture).value_and_grad(x32)
+
+
+def test_fused_path_falls_back_when_not_finite(monkeypatch):
+    from ksdnumba import objective
+
+    x = np.random.default_rng(2).normal(size=(10, 2))
+    target = kn.GaussianMixture([[-1.0, 0.0], [1.0, 0.0]], [0.3, 0.3])
+    expected = _objective(x, target).value_and_grad(x)
+    monkeypatch.setattr(objective, "_diagonal_mixture_objective",
+                        lambda x, *args: (np.nan, np.zeros_like(x)))
+    value, grad = _objective(x, target).value_and_grad(x)
+    assert value == expected[0]
+    np.testing.assert_array_equal(grad, expected[1])
