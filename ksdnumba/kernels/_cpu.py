@@ -48,11 +48,13 @@ In two dimensions, the case of every figure of the paper, the Gaussian kernel an
 the IMQ kernel with beta = 1/2 have rows of their own (:func:`_gaussian_row_2d`,
 :func:`_imq_half_row_2d`): one loop over the partners that keeps every pair
 quantity in registers and stores nothing. Measured side by side with the blocked
-rows, two threads: Gaussian 1.14-1.42 times faster (about 2 ns per pair, 0.5
-Gpairs/s at n = 20,000), IMQ 2.7 times (1.5 ns per pair). The kernels use NumPy's
+rows (``benchmarks/compare_kernels.py``), two threads: Gaussian 1.41-1.51 times
+faster (about 2 ns per pair, 0.49 Gpairs/s at n = 20,000), IMQ 2.6 times (1.5 ns
+per pair). The kernels use NumPy's
 error model: under Python's, every division carried a zero test and an exception
 branch that kept LLVM from vectorising its loop. The base Gaussian kernel of SVGD
-and MMD has a 2-D row of the same kind (1.16-1.36 times faster).
+and MMD has a 2-D row of the same kind (1.16-1.36 times faster than its blocked
+row with the same exp).
 
 Each row ``i`` is owned by one loop iteration and written once, and the blocks of a
 row are summed in a fixed order, so results are bit-identical from run to run and

@@ -1,0 +1,94 @@
+"""Time the CPU kernels against those of another git revision, side by side.
+
+On a shared machine, times move by tens of percent between runs; the ratio of two
+kernels timed alternately in one process moves much less. This script loads
+``ksdnumba/kernels/_cpu.py`` as it was at ``--against`` (a git revision, by
+default ``HEAD~1``) next to the working tree's, checks that both compute the same
+sums, and times them in turns: the Stein sums (Gaussian, IMQ with beta = 1/2),
+the SVGD direction and the MMD cross sums, serial and with the thread pool.
+
+    python benchmarks/compare_kernels.py --against HEAD~3 --sizes 2000,20000 --dims 2
+
+The old module must be importable on its own (it imports only NumPy, Numba and
+llvmlite), and the two compile separately: the first round of each is a warm-up.
+"""
+
+import argparse
+import importlib.util
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CALLS = {
+    "gaussian": lambda m, x, s, y, par: m.gaussian_stein_sums(x, s, 0.1, parallel=par),
+    "imq": lambda m, x, s, y, par: m.imq_stein_sums(x, s, 0.1, 0.5, parallel=par),
+    "svgd": lambda m, x, s, y, par: (m.gaussian_svgd_direction(x, s, 0.1, parallel=par),),
+    "mmd": lambda m, x, s, y, par: m.gaussian_kernel_sums(x, y, 0.1, parallel=par),
+}
+
+
+def _load_revision(revision, folder):
+    source = subprocess.run(["git", "show", f"{revision}:ksdnumba/kernels/_cpu.py"],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    path = Path(folder) / "_cpu_at_revision.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("_cpu_at_revision", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _max_rel_diff(a, b):
+    diffs = []
+    for u, v in zip(a, b, strict=True):
+        u, v = np.asarray(u, dtype=float), np.asarray(v, dtype=float)
+        diffs.append(float(np.abs(u - v).max() / max(np.abs(v).max(), 1e-300)))
+    return max(diffs)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--against", default="HEAD~1", help="git revision to compare with")
+    parser.add_argument("--sizes", default="2000,20000")
+    parser.add_argument("--dims", default="2")
+    parser.add_argument("--kernels", default="gaussian,imq,svgd,mmd")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from ksdnumba.kernels import _cpu as new
+
+    with tempfile.TemporaryDirectory() as folder:
+        old = _load_revision(args.against, folder)
+        print(f"{'kernel':>8} {'n':>7} {'d':>3} {'threads':>7} {'old Gp/s':>9} {'new Gp/s':>9} "
+              f"{'speed-up':>8} {'max rel diff':>12}")
+        rng = np.random.default_rng(0)
+        for d in (int(v) for v in args.dims.split(",")):
+            for n in (int(v) for v in args.sizes.split(",")):
+                x = rng.normal(size=(n, d))
+                s = -x + 0.3 * rng.normal(size=(n, d))
+                y = rng.normal(size=(n, d))
+                for kernel in args.kernels.split(","):
+                    call = CALLS[kernel]
+                    diff = _max_rel_diff(call(new, x, s, y, None), call(old, x, s, y, None))
+                    for parallel in (False, True):
+                        best = {}
+                        for _ in range(args.rounds):
+                            for name, module in (("old", old), ("new", new)):
+                                start = time.perf_counter()
+                                call(module, x, s, y, parallel)
+                                elapsed = time.perf_counter() - start
+                                best[name] = min(best.get(name, np.inf), elapsed)
+                        rate_old, rate_new = n * n / best["old"] / 1e9, n * n / best["new"] / 1e9
+                        print(f"{kernel:>8} {n:>7} {d:>3} {'pool' if parallel else 'serial':>7} "
+                              f"{rate_old:>9.3f} {rate_new:>9.3f} "
+                              f"{best['old'] / best['new']:>8.2f} {diff:>12.1e}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
