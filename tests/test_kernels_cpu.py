@@ -244,3 +244,25 @@ def test_vectorised_exp_and_log_accuracy():
     err = np.abs(out_log - expected) / np.maximum(expected, 1.0)
     assert err.max() < 1e-15, err.max()
     assert out_log[q == 1.0].max() == 0.0
+
+
+def test_pair_loops_ask_for_wide_vectors():
+    """The intrinsic sets LLVM's vector-width attribute, and on AVX-512 it takes."""
+    import llvmlite.binding as llvm
+    import numba
+
+    @njit(fastmath=True)
+    def scaled_sum(a):
+        _cpu._wide_vectors()
+        total = 0.0
+        for v in a:
+            total += 3.0 * v
+        return total
+
+    a = np.arange(100.0)
+    assert scaled_sum(a) == 3.0 * a.sum()
+    signature = scaled_sum.signatures[0]
+    assert _cpu._PREFER_WIDE in scaled_sum.inspect_llvm(signature)
+    compiles_for_host = numba.config.CPU_NAME is None and numba.config.CPU_FEATURES is None
+    if compiles_for_host and llvm.get_host_cpu_features().get("avx512f", False):
+        assert "zmm" in scaled_sum.inspect_asm(signature)
