@@ -1,0 +1,104 @@
+"""Time what a new process pays before its first result: import, load, compile.
+
+Each measurement runs in a fresh Python process with its own Numba cache
+directory (``NUMBA_CACHE_DIR``, a temporary folder), so the user's cache is
+neither used nor touched:
+
+* ``import ksdnumba``;
+* the first call of a small run, ``ksdd_lbfgs`` on 50 particles of a 2-D
+  Gaussian mixture (the seed example's problem, serial kernels), and of a large
+  evaluation, ``ksd_and_grad`` on 5,000 particles (threaded kernels), each in a
+  process of its own;
+* *cold*: the cache folder is empty, so the call compiles what it needs;
+  *warm*: a second process on the same folder loads the compiled code.
+
+Each row is the median of ``--repeats`` processes (a new cache folder for each
+cold one).
+
+    python benchmarks/bench_startup.py --repeats 3
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+SNIPPETS = {
+    "small": (
+        "x = np.random.default_rng(0).normal(size=(50, 2))\n"
+        "kn.ksdd_lbfgs(x, target, bw=0.1, max_iter=5)\n"
+    ),
+    "large": (
+        "x = np.random.default_rng(0).normal(size=(5000, 2))\n"
+        "kn.ksd_and_grad(x, target, bw=0.1)\n"
+    ),
+}
+
+CHILD = """
+import json, time
+start = time.perf_counter()
+import ksdnumba as kn
+imported = time.perf_counter()
+import numpy as np
+target = kn.GaussianMixture(np.array([[-1.0, 0.0], [1.0, 0.0]]), [0.3, 0.3])
+{snippet}
+done = time.perf_counter()
+print(json.dumps({{"import_s": imported - start, "call_s": done - imported}}))
+"""
+
+
+def _run(snippet, cache_dir):
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    proc = subprocess.run([sys.executable, "-c", CHILD.format(snippet=snippet)], env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"the timed process failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(repeats):
+    """``{(call, state): {"import_s": [...], "call_s": [...]}}`` over ``repeats`` pairs."""
+    results = {}
+    for name, snippet in SNIPPETS.items():
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory() as cache_dir:
+                for state in ("cold", "warm"):
+                    timing = _run(snippet, cache_dir)
+                    row = results.setdefault((name, state), {"import_s": [], "call_s": []})
+                    for key, value in timing.items():
+                        row[key].append(value)
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="processes per row (default: %(default)s)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+    import numba
+    import numpy as np
+
+    print(f"python {sys.version.split()[0]}, numpy {np.__version__}, numba {numba.__version__}, "
+          f"os.cpu_count() = {os.cpu_count()}; median of {args.repeats} processes")
+    results = measure(args.repeats)
+    labels = {"small": "ksdd_lbfgs, n = 50", "large": "ksd_and_grad, n = 5000"}
+    print(f"{'first call':>24} {'cache':>6} {'import':>9} {'call':>9}   (seconds)")
+    print("-" * 54)
+    for (name, state), row in results.items():
+        print(f"{labels[name]:>24} {state:>6} {statistics.median(row['import_s']):9.3f} "
+              f"{statistics.median(row['call_s']):9.3f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([{"call": name, "cache": state, **row}
+                       for (name, state), row in results.items()], f, indent=1)
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
