@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit
 
 from ._bandwidth import resolve_bw
+from ._caching import cache_depends_on
 from ._validation import (
     NonFiniteError,
     call_target,
@@ -38,7 +39,7 @@ from ._validation import (
 )
 from .kernels import _cpu
 from .kernels._backend import kernels, resolve_backend
-from .targets import Gaussian, GaussianMixture, as_target
+from .targets import Gaussian, GaussianMixture, _mixtures, as_target
 from .targets._mixtures import _diagonal_mixture_hvp, _diagonal_mixture_terms
 
 KERNELS = ("gaussian", "imq", "linear")
@@ -88,6 +89,9 @@ def _diagonal_mixture_objective(x, means, precision, log_norm, kind, bw, beta):
     gx *= c
     gx += _diagonal_mixture_hvp(gs, precision, resp, comp, s)
     return total, gx
+
+
+cache_depends_on(_diagonal_mixture_objective, _cpu, _mixtures)
 
 
 def _fused_mixture(target, kernel, backend):
