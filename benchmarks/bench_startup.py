@@ -4,7 +4,7 @@ Each measurement runs in a fresh Python process with its own Numba cache
 directory (``NUMBA_CACHE_DIR``, a temporary folder), so the user's cache is
 neither used nor touched:
 
-* ``import ksdnumba``;
+* ``import ksdnumba``, and the part of it that is importing NumPy and Numba;
 * the first call of a small run, ``ksdd_lbfgs`` on 50 particles of a 2-D
   Gaussian mixture (the seed example's problem, serial kernels), and of a large
   evaluation, ``ksd_and_grad`` on 5,000 particles (threaded kernels), each in a
@@ -40,13 +40,16 @@ SNIPPETS = {
 CHILD = """
 import json, time
 start = time.perf_counter()
+import numpy as np
+import numba
+dependencies = time.perf_counter()
 import ksdnumba as kn
 imported = time.perf_counter()
-import numpy as np
 target = kn.GaussianMixture(np.array([[-1.0, 0.0], [1.0, 0.0]]), [0.3, 0.3])
 {snippet}
 done = time.perf_counter()
-print(json.dumps({{"import_s": imported - start, "call_s": done - imported}}))
+print(json.dumps({{"import_s": imported - start, "numpy_numba_s": dependencies - start,
+                  "call_s": done - imported}}))
 """
 
 
@@ -67,7 +70,7 @@ def measure(repeats):
             with tempfile.TemporaryDirectory() as cache_dir:
                 for state in ("cold", "warm"):
                     timing = _run(snippet, cache_dir)
-                    row = results.setdefault((name, state), {"import_s": [], "call_s": []})
+                    row = results.setdefault((name, state), {key: [] for key in timing})
                     for key, value in timing.items():
                         row[key].append(value)
     return results
@@ -88,11 +91,13 @@ def main(argv=None):
           f"os.cpu_count() = {os.cpu_count()}; median of {args.repeats} processes")
     results = measure(args.repeats)
     labels = {"small": "ksdd_lbfgs, n = 50", "large": "ksd_and_grad, n = 5000"}
-    print(f"{'first call':>24} {'cache':>6} {'import':>9} {'call':>9}   (seconds)")
-    print("-" * 54)
+    print(f"{'first call':>24} {'cache':>6} {'import':>9} {'of which':>9} {'call':>9}")
+    print(f"{'':>24} {'':>6} {'ksdnumba':>9} {'np+numba':>9} {'':>9}   (seconds)")
+    print("-" * 64)
     for (name, state), row in results.items():
-        print(f"{labels[name]:>24} {state:>6} {statistics.median(row['import_s']):9.3f} "
-              f"{statistics.median(row['call_s']):9.3f}")
+        med = {key: statistics.median(values) for key, values in row.items()}
+        print(f"{labels[name]:>24} {state:>6} {med['import_s']:9.3f} "
+              f"{med['numpy_numba_s']:9.3f} {med['call_s']:9.3f}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump([{"call": name, "cache": state, **row}
