@@ -53,7 +53,7 @@ faster, IMQ 2.6 times, with 256-bit vectors.
 
 On CPUs with AVX-512 the pair loops ask LLVM for 512-bit vectors
 (:func:`_wide_vectors`), which its default tuning does not use. Side by side on
-a 2-core Cascade Lake, against the same loops in 256 bits: 1.42-1.45 times for
+a 2-core Cascade Lake, against the same loops in 256 bits: 1.42-1.51 times for
 the 2-D Gaussian row (0.68 Gpairs/s at n = 20,000 with two threads), 1.5-1.7
 times for the 2-D SVGD and MMD rows, 1.0-1.25 for the 2-D IMQ row (its square
 root and division gain little from width); at d = 10, 1.0-1.4 for the Gaussian,
