@@ -63,7 +63,10 @@ def _run(snippet, cache_dir):
 
 
 def measure(repeats):
-    """``{(call, state): {"import_s": [...], "call_s": [...]}}`` over ``repeats`` pairs."""
+    """``{(call, state): {"import_s": [...], "numpy_numba_s": [...], "call_s": [...]}}``.
+
+    One value per process: ``repeats`` cold and warm pairs for each call.
+    """
     results = {}
     for name, snippet in SNIPPETS.items():
         for _ in range(repeats):

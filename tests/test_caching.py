@@ -3,7 +3,6 @@
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
@@ -45,7 +44,7 @@ def _call_g(folder):
 @pytest.mark.parametrize("track", [False, True], ids=["numba alone", "with cache_depends_on"])
 def test_an_edited_callee_reaches_a_cached_caller(tmp_path, track):
     """Without the extra stamp Numba serves the stale caller; with it, the new code."""
-    (tmp_path / "caller.py").write_text(textwrap.dedent(CALLER.format(track=track)))
+    (tmp_path / "caller.py").write_text(CALLER.format(track=track))
     (tmp_path / "callee.py").write_text(CALLEE.format(value=1))
     assert _call_g(tmp_path) == 1
     (tmp_path / "callee.py").write_text(CALLEE.format(value=2))
