@@ -10,9 +10,22 @@ float32 kernel means that a float64 constant slipped in). Spills are reported,
 not failed: a thread keeps about 9 d running values, and from d of about 20 on
 some of them live in (cached) local memory.
 
+With ``cuobjdump`` (and the ``nvdisasm`` it calls) it also reads the SASS of
+the main pair loop and models its speed, a bound and not a measurement: the
+instructions issued per pair, the pipe that limits them (instruction issue, the
+float32, float64, integer or special-function pipes, shared-memory loads), and
+the pairs per second that this pipe allows on ``--sms`` multiprocessors at
+``--clock-ghz`` (an H100 or H200 SXM by default) with every slot filled. It
+leaves out what a real run adds: the tile loads and barriers, latency that too
+few warps cannot hide, lower clocks under load, the host side. For the float32
+Gaussian kernel at d = 2 it gives about 1 Tpairs/s, the roofline the GPU issue
+quotes for an H200.
+
 Needs numba-cuda (``pip install -e ".[cuda]"``), NVRTC (``pip install
 "nvidia-cuda-nvrtc==13.*"`` or a CUDA toolkit) and ``ptxas`` from a CUDA
-toolkit on the PATH or under ``$CUDA_HOME/bin``; no GPU and no driver::
+toolkit on the PATH or under ``$CUDA_HOME/bin``; no GPU and no driver. The
+model needs ``cuobjdump`` and ``nvdisasm`` on the PATH (a CUDA toolkit's, or
+``pip install "nvidia-cuda-cuobjdump==13.*" "nvidia-cuda-nvdisasm==13.*"``)::
 
     CUDA_HOME=/usr/local/cuda python benchmarks/check_cuda_ptx.py
 
@@ -20,6 +33,7 @@ toolkit on the PATH or under ``$CUDA_HOME/bin``; no GPU and no driver::
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -58,10 +72,116 @@ def _ptxas():
     sys.exit("ptxas not found: put a CUDA toolkit's bin/ on the PATH or set CUDA_HOME")
 
 
+# ---------------------------------------------------------------- SASS pair-loop model
+
+_SASS_LINE = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
+_BRANCH = re.compile(r"\bBRA\b.*?0x([0-9a-f]+)")
+_PREDICATE = re.compile(r"^@!?U?P[0-9T]\s+")
+# Cycles of one sub-partition (a quarter of an SM) per warp instruction, from the
+# per-SM throughputs of compute capability 9.0 in the CUDA C++ Programming Guide:
+# 128 float32 add/multiply/FMA, 64 float64, 64 32-bit integer (here with the
+# compares and selects), 16 special functions (MUFU) per clock; one instruction
+# issued per clock per sub-partition, uniform-datapath ones included; shared-memory
+# loads taken as one warp instruction per clock per SM (an assumption: the guide
+# gives no figure; broadcast loads, as here, need one shared-memory pass each).
+_PIPES = {
+    "fp32": (("FADD", "FMUL", "FFMA", "FMNMX"), 1),
+    "fp64": (("DADD", "DMUL", "DFMA", "DSETP", "DMNMX"), 2),
+    "int": (("IMAD", "IADD3", "VIADD", "ISETP", "LOP3", "SHF", "LEA", "IABS", "IMNMX",
+             "SEL", "FSEL", "FSETP", "PRMT", "MOV"), 2),
+    "mufu": (("MUFU",), 8),
+    "lds": (("LDS",), 4),
+}
+# The shift that rounds to an integer in libdevice's float64 exp2 (1.5 * 2^52):
+# added and subtracted once per exponential.
+_EXP64_SHIFT = "6.75539944105574400000e+15"
+
+
+def _sass(cubin):
+    """``[(address, instruction)]`` of a cubin, through cuobjdump (and nvdisasm)."""
+    tool = shutil.which("cuobjdump")
+    if tool is None:
+        return None
+    proc = subprocess.run([tool, "-sass", cubin], capture_output=True, text=True)
+    if proc.returncode:
+        return None
+    return [(int(a, 16), text) for a, text in _SASS_LINE.findall(proc.stdout)]
+
+
+def _opcode(text):
+    return _PREDICATE.sub("", text).split()[0]
+
+
+def _per_pair(text, kind, dtype):
+    """How many times an instruction marks a pair: one exponential or reciprocal each."""
+    op = _opcode(text)
+    if kind in ("gaussian", "cross"):
+        return op == "MUFU.EX2" if dtype == np.float32 else (_EXP64_SHIFT in text) / 2
+    return op == ("MUFU.RCP" if dtype == np.float32 else "MUFU.RCP64H")
+
+
+def _pair_loop(sass, kind, dtype):
+    """The hot instructions of the unrolled pair loop and the pairs per trip.
+
+    The pair loops are the innermost loops (a backward branch) without a barrier;
+    the one with the most pairs (counted by :func:`_per_pair`) is the main,
+    unrolled loop. Instructions that a forward branch inside it jumps over count
+    as cold: in these kernels such branches skip libdevice's rare paths (an exp2
+    argument below about -1022, special cases of a float64 division or square
+    root). ``None`` when there is no such loop or when it calls a subroutine on
+    every pair (libdevice's float64 pow).
+    """
+    loops = []
+    for addr, text in sass:
+        m = _BRANCH.search(text)
+        if m and int(m.group(1), 16) < addr:
+            loops.append((int(m.group(1), 16), addr))
+    best = None
+    for start, end in loops:
+        if any(start < s and e < end for s, e in loops):
+            continue  # not innermost
+        body = [(a, t) for a, t in sass if start <= a <= end]
+        if any(_opcode(t).startswith("BAR") for _, t in body):
+            continue
+        cold = set()
+        for a, t in body:
+            m = _BRANCH.search(t)
+            if m and t.startswith("@") and a < int(m.group(1), 16) <= end:
+                cold.update(b for b, _ in body if a < b < int(m.group(1), 16))
+        hot = [t for a, t in body if a not in cold]
+        pairs = int(sum(_per_pair(t, kind, dtype) for t in hot))
+        if pairs and any(_opcode(t).startswith("CALL") for t in hot):
+            return None  # a subroutine on the hot path (float64 pow): not modelled
+        if pairs and (best is None or pairs > best[1]):
+            best = (hot, pairs)
+    return best
+
+
+def _model(hot, pairs, sms, clock_ghz):
+    """Per pair: instructions, cycles on the busiest pipe and the bound in Tpairs/s."""
+    counts = dict.fromkeys(_PIPES, 0)
+    for t in hot:
+        op = _opcode(t).split(".")[0]
+        for pipe, (ops, _) in _PIPES.items():
+            if op in ops:
+                counts[pipe] += 1
+    cycles = {pipe: counts[pipe] * _PIPES[pipe][1] / pairs for pipe in _PIPES}
+    cycles["issue"] = len(hot) / pairs
+    limit = max(cycles, key=cycles.get)
+    # Each sub-partition runs 32 pairs (a warp) per cycles[limit] clocks.
+    rate = 4 * sms * 32 * clock_ghz * 1e9 / cycles[limit] / 1e12
+    return len(hot) / pairs, limit, rate
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cc", default="9.0", help="compute capability, e.g. 9.0")
     parser.add_argument("--dims", default="1,2,3,10,50")
+    parser.add_argument("--sms", type=int, default=132,
+                        help="streaming multiprocessors of the modelled GPU (H100/H200 SXM: 132)")
+    parser.add_argument("--clock-ghz", type=float, default=1.98,
+                        help="its boost clock (H100/H200 SXM: 1.98 GHz)")
+    parser.add_argument("--json", help="also write the table to this file as JSON")
     args = parser.parse_args(argv)
     cc = tuple(int(v) for v in args.cc.split("."))
     dims = [int(v) for v in args.dims.split(",")]
@@ -83,7 +203,10 @@ def main(argv=None):
     failures = []
     ptxas_errors = []
     print(f"{'kernel':>9} {'dtype':>7} {'d':>3} {'tile':>4} {'registers':>9} {'spilled B':>9} "
-          f"{'f64 ops':>7} {'f64 mul/fma/...':>15}")
+          f"{'f64 ops':>7} {'f64 mul/fma/...':>15} {'instr/pair':>10} {'bound':>5} "
+          f"{'Tpairs/s':>8}")
+    no_sass = False
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for dtype in (np.float32, np.float64):
             for kind in ("gaussian", "imq_half", "imq", "cross"):
@@ -108,17 +231,41 @@ def main(argv=None):
                                   f"{proc.stderr.strip().splitlines()[0]}")
                         ptxas_errors.append(kind)
                         registers = spilled = "-"
+                        sass = None
                     else:
                         log = proc.stderr
                         registers = max(int(v) for v in re.findall(r"Used (\d+) registers", log))
                         spilled = sum(int(v) for v in re.findall(r"(\d+) bytes spill stores", log))
+                        sass = _sass(os.path.join(tmp, "kernel.cubin"))
+                        no_sass = no_sass or sass is None
+                    loop = _pair_loop(sass, kind, dtype) if sass else None
+                    if loop:
+                        per_pair, limit, rate = _model(*loop, args.sms, args.clock_ghz)
+                        modelled = f"{per_pair:>10.4g} {limit:>5} {rate:>8.3g}"
+                    else:
+                        per_pair = limit = rate = None
+                        modelled = f"{'-':>10} {'-':>5} {'-':>8}"
                     f64_ops = len(re.findall(r"\.f64\b", ptx))
                     bad = len(f64_math.findall(ptx))
                     name = np.dtype(dtype).name
                     print(f"{kind:>9} {name:>7} {d:>3} {tile:>4} {registers:>9} {spilled:>9} "
-                          f"{f64_ops:>7} {bad if dtype == np.float32 else '-':>15}", flush=True)
+                          f"{f64_ops:>7} {bad if dtype == np.float32 else '-':>15} {modelled}",
+                          flush=True)
                     if dtype == np.float32 and bad:
                         failures.append((kind, name, d, bad))
+                    rows.append({"kernel": kind, "dtype": name, "d": d, "tile": tile,
+                                 "registers": None if registers == "-" else registers,
+                                 "spilled_bytes": None if spilled == "-" else spilled,
+                                 "f64_ops": f64_ops,
+                                 "f64_mul_fma_etc": bad if dtype == np.float32 else None,
+                                 "instructions_per_pair": per_pair, "bound_by": limit,
+                                 "bound_tpairs_per_s": rate})
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"cc": args.cc, "sms": args.sms, "clock_ghz": args.clock_ghz,
+                       "rows": rows}, f, indent=1)
+    if no_sass:
+        print("cuobjdump (with nvdisasm) not found or failed: no SASS, no pair-loop model")
     if failures:
         print("FAIL: float64 arithmetic in float32 kernels:", failures)
         return 1
