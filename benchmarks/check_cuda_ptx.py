@@ -212,10 +212,10 @@ def main(argv=None):
             for kind in ("gaussian", "imq_half", "imq", "cross"):
                 for d in dims:
                     if kind == "cross":  # as for SVGD: the scores ride with the partners
-                        tile = _cuda._tile_for(2 * d, dtype, arrays=1)
+                        tile = _cuda._tile_for(2 * d, dtype)
                         kernel = _cuda._cross_kernel(d, d, dtype, tile)
                     else:
-                        tile = _cuda._tile_for(d, dtype)
+                        tile = _cuda._tile_for(2 * d, dtype)
                         kernel = _cuda._stein_kernel(kind, d, dtype, tile, True)
                     ptx, _ = cuda.compile_ptx(kernel.py_func, _signature(kind, d, dtype), cc=cc,
                                               fastmath=dtype == np.float32)

@@ -110,8 +110,9 @@ def svgd(
     backend : {"auto", "cpu", "cuda"}
         Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
         NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
-        (the GPU when numba sees one and there are at least 2048**2 pairs, else
-        the CPU). On the GPU the kernels compute in the particles' dtype.
+        (the GPU when numba sees one and there are at least 2048**2 pairs in at
+        most 2048 dimensions, else the CPU). On the GPU the kernels compute in
+        the particles' dtype.
     dtype : {np.float64, np.float32}
         dtype of the particles passed to the target and returned. The direction
         is computed in float64 on the CPU, in this dtype on the GPU.
@@ -211,7 +212,7 @@ def svgd(
     max_iter = check_positive_int(max_iter, "max_iter")
     tol = check_tolerance(tol, "tol")
     optimizer = check_option(optimizer, "optimizer", OPTIMIZERS)
-    pair_sums = kernels(resolve_backend(backend, x0.shape[0] ** 2))
+    pair_sums = kernels(resolve_backend(backend, x0.shape[0] ** 2, x0.shape[1]))
     check_callback(callback)
     tol2 = tol * tol
 
@@ -318,8 +319,9 @@ def mmd_lbfgs(
     backend : {"auto", "cpu", "cuda"}
         Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
         NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
-        (the GPU when numba sees one and there are at least 2048**2 pairs, else
-        the CPU). On the GPU the kernels compute in the particles' dtype.
+        (the GPU when numba sees one and there are at least 2048**2 pairs in at
+        most 2048 dimensions, else the CPU). On the GPU the kernels compute in
+        the particles' dtype.
     dtype : {np.float64, np.float32}
         dtype of the particles returned.
     store : bool
@@ -368,7 +370,7 @@ def mmd_lbfgs(
     ftol = check_tolerance(ftol, "ftol")
     gtol = check_tolerance(gtol, "gtol")
     n, m = x0.shape[0], y.shape[0]
-    pair_sums = kernels(resolve_backend(backend, max(n, m) ** 2))
+    pair_sums = kernels(resolve_backend(backend, max(n, m) ** 2, x0.shape[1]))
     check_callback(callback)
     objective = _MMD(y, bw, pair_sums)
     run = _Run(x0.shape, dtype, bool(store), callback, verbose, "mmd_lbfgs")

@@ -161,8 +161,9 @@ def ksdd_lbfgs(
     backend : {"auto", "cpu", "cuda"}
         Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
         NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
-        (the GPU when numba sees one and there are at least 2048**2 pairs, else
-        the CPU). On the GPU the kernels compute in the particles' dtype.
+        (the GPU when numba sees one and there are at least 2048**2 pairs in at
+        most 2048 dimensions, else the CPU). On the GPU the kernels compute in
+        the particles' dtype.
     dtype : {np.float64, np.float32}
         dtype of the particles passed to the target and returned. The CPU pair
         sums compute in float64 whatever the dtype; the CUDA kernels compute in
@@ -394,8 +395,9 @@ def ksdd_gradient(
     backend : {"auto", "cpu", "cuda"}
         Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
         NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
-        (the GPU when numba sees one and there are at least 2048**2 pairs, else
-        the CPU). On the GPU the kernels compute in the particles' dtype.
+        (the GPU when numba sees one and there are at least 2048**2 pairs in at
+        most 2048 dimensions, else the CPU). On the GPU the kernels compute in
+        the particles' dtype.
     dtype : {np.float64, np.float32}
         dtype of the particles passed to the target and returned.
     store : bool

@@ -51,8 +51,9 @@ def ksd(x, target, kernel="gaussian", bw=1.0, beta=0.5, statistic="v", backend="
     backend : {"auto", "cpu", "cuda"}
         Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
         NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
-        (the GPU when numba sees one and there are at least 2048**2 pairs, else
-        the CPU). On the GPU the kernels compute in the particles' dtype.
+        (the GPU when numba sees one and there are at least 2048**2 pairs in at
+        most 2048 dimensions, else the CPU). On the GPU the kernels compute in
+        the particles' dtype.
 
     Returns
     -------

@@ -217,7 +217,7 @@ def make_objective(x, target, kernel, bw, beta, backend, name="x"):
     beta = check_beta(beta)
     # The linear kernel has no bandwidth: bw is ignored (and not resolved) there.
     bw = 1.0 if kernel == "linear" else resolve_bw(bw, x)
-    backend = resolve_backend(backend, x.shape[0] ** 2)
+    backend = resolve_backend(backend, x.shape[0] ** 2, x.shape[1])
     return SteinObjective(target, kernel, bw, beta, backend), target
 
 
@@ -260,8 +260,9 @@ def ksd_and_grad(x, target, kernel="gaussian", bw=1.0, beta=0.5, backend="auto")
     backend : {"auto", "cpu", "cuda"}
         Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
         NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
-        (the GPU when numba sees one and there are at least 2048**2 pairs, else
-        the CPU). On the GPU the kernels compute in the particles' dtype.
+        (the GPU when numba sees one and there are at least 2048**2 pairs in at
+        most 2048 dimensions, else the CPU). On the GPU the kernels compute in
+        the particles' dtype.
 
     Returns
     -------

@@ -107,12 +107,31 @@ def test_stein_totals_match_cpu(kernel, dtype):
     _assert_close(gpu(x, s, 0.7, **kw, tile=8, n_split=2), cpu(x, s, 0.7, **kw), rtol, kernel)
 
 
+def test_partner_rows_are_padded_to_16_bytes():
+    assert [_cuda._row_width(v, np.float32) for v in (1, 2, 4, 5, 6, 20)] == [4, 4, 4, 8, 8, 20]
+    assert [_cuda._row_width(v, np.float64) for v in (1, 2, 3, 6, 20)] == [2, 2, 4, 6, 20]
+
+
 def test_tiles_shrink_to_fit_shared_memory_for_large_d():
     for dtype in (np.float32, np.float64):
-        assert _cuda._tile_for(2, dtype) == _cuda._TILE
-        for d in (50, 300, 5000):
-            tile = _cuda._tile_for(d, dtype)
-            assert tile >= 1 and (tile == 1 or 2 * d * tile * np.dtype(dtype).itemsize <= 32768)
+        itemsize = np.dtype(dtype).itemsize
+        assert _cuda._tile_for(4, dtype) == _cuda._TILE
+        for values in (100, 600, 2000, 32768 // itemsize):
+            tile = _cuda._tile_for(values, dtype)
+            row = _cuda._row_width(values, dtype) * itemsize
+            assert tile * row <= 32768  # fits...
+            assert tile == _cuda._TILE or 2 * tile * row > 32768  # ... and is the largest that does
+        assert _cuda._tile_for(32768 // itemsize, dtype) == 1
+
+
+@pytest.mark.parametrize("dtype, d", [(np.float64, 2049), (np.float32, 4097)])
+def test_too_large_d_for_shared_memory_is_a_clear_error(dtype, d):
+    x = np.random.default_rng(0).normal(size=(3, d)).astype(dtype)
+    target = kn.Gaussian(np.zeros(d), 1.0)
+    with pytest.raises(ValueError, match="too large for backend='cuda'; use backend='cpu'"):
+        kn.ksd_and_grad(x, target, backend="cuda")
+    with pytest.raises(ValueError, match="too large for backend='cuda'"):
+        kn.svgd(x, target, step=0.1, max_iter=1, backend="cuda", dtype=dtype)
 
 
 def test_large_d_matches_cpu():
@@ -210,13 +229,16 @@ def test_svgd_and_mmd_on_cuda_match_cpu():
 # ------------------------------------------------------------------- backend choice
 
 
-def test_auto_stays_on_the_cpu_in_the_simulator_and_for_small_problems(monkeypatch):
+def test_auto_stays_on_the_cpu_in_the_simulator_and_for_small_or_wide_problems(monkeypatch):
     assert _backend.resolve_backend("auto", 10**12) == ("cuda" if not SIMULATOR else "cpu")
     monkeypatch.setattr(_backend, "_available", [True])
     assert _backend.resolve_backend("auto", _backend.AUTO_CUDA_MIN_PAIRS) == "cuda"
     assert _backend.resolve_backend("auto", _backend.AUTO_CUDA_MIN_PAIRS - 1) == "cpu"
     assert _backend.resolve_backend("auto") == "cpu"
     assert _backend.resolve_backend("cpu", 10**12) == "cpu"
+    big = _backend.AUTO_CUDA_MIN_PAIRS
+    assert _backend.resolve_backend("auto", big, _backend.AUTO_CUDA_MAX_D) == "cuda"
+    assert _backend.resolve_backend("auto", big, _backend.AUTO_CUDA_MAX_D + 1) == "cpu"
 
 
 def test_cuda_without_a_gpu_is_a_clear_error(monkeypatch):

@@ -14,6 +14,9 @@ BACKENDS = ("auto", "cpu", "cuda")
 # sums, n m for MMD) on: below it, the copies to and from the device and the
 # launches cost more than the two-core CPU kernels take (~1e5 pairs per ms).
 AUTO_CUDA_MIN_PAIRS = 2048**2
+# ... and only up to this dimension: a partner of the Stein or SVGD sums is 2 d
+# numbers in shared memory, and beyond d = 2048 (float64) one does not fit.
+AUTO_CUDA_MAX_D = 2048
 
 _available = []  # the cached answer of _cuda_available
 
@@ -41,12 +44,12 @@ def _simulating():
     return bool(config.ENABLE_CUDASIM)
 
 
-def resolve_backend(backend, n_pairs=None):
+def resolve_backend(backend, n_pairs=None, d=None):
     """Check ``backend`` and decide where a problem with ``n_pairs`` pairs runs.
 
     Returns ``"cpu"`` or ``"cuda"``. ``"auto"`` picks CUDA when numba sees a GPU
     and the problem has at least :data:`AUTO_CUDA_MIN_PAIRS` pairs (``n_pairs``
-    None: the CPU).
+    None: the CPU) in at most :data:`AUTO_CUDA_MAX_D` dimensions ``d``.
 
     Raises
     ------
@@ -68,7 +71,8 @@ def resolve_backend(backend, n_pairs=None):
                 "driver, or use backend='cpu' ('auto' falls back to the CPU by itself)."
             )
         return "cuda"
-    if n_pairs is not None and n_pairs >= AUTO_CUDA_MIN_PAIRS and _cuda_available():
+    if (n_pairs is not None and n_pairs >= AUTO_CUDA_MIN_PAIRS
+            and (d is None or d <= AUTO_CUDA_MAX_D) and _cuda_available()):
         return "cuda"
     return "cpu"
 

@@ -10,9 +10,12 @@ Layout of the computation
 The N-body pattern: one thread owns one particle ``i`` (its coordinates, score
 and running sums live in registers) and the partners ``j`` stream through
 shared memory, one tile of ``_TILE`` particles at a time, every thread of the
-block loading one partner of the tile. Each pair costs one exp (or a square
-root, or a power for IMQ) and a few dozen flops, all in registers: the kernels
-are bound by arithmetic, not by memory.
+block loading one partner of the tile. A partner is one row of the tile, its
+coordinates then its score (or weights) padded to a multiple of 16 bytes, so
+that a thread reads it with 16-byte loads: at d = 10 in float32, 5 loads per
+pair instead of 20. Each pair costs one exp (or a square root, or a power for
+IMQ) and a few dozen flops, all in registers: the kernels are bound by
+arithmetic, not by memory.
 
 - The dimension ``d`` is a compile-time constant: kernels are built by a
   factory and cached per (kernel, ``d``, dtype), so that the loops over ``d``
@@ -30,10 +33,12 @@ are bound by arithmetic, not by memory.
   one block over the blocks' partial sums, in a fixed order. Results are
   deterministic for a given launch configuration.
 - For large ``d`` the tile shrinks so that its partners fit in 32 KiB of shared
-  memory (:func:`_tile_for`). Compiled for the H100 (``sm_90``,
-  ``benchmarks/check_cuda_ptx.py``), the float32 Gaussian kernel uses 48
-  registers per thread at d = 2 and 127 at d = 10, without spills; from d of
-  about 20 on, some running sums spill to (cached) local memory.
+  memory (:func:`_tile_for`); beyond d = 2,048 in float64 (4,096 in float32)
+  one partner does not fit, and ``backend="cuda"`` raises a ValueError.
+  Compiled for the H100 (``sm_90``, ``benchmarks/check_cuda_ptx.py``), the
+  float32 Gaussian kernel uses 48 registers per thread at d = 2 and 126 at
+  d = 10, without spills; from d of about 20 on, some running sums spill to
+  (cached) local memory.
 
 The linear kernel has no pair loop (O(n d^2)) and always runs on the host.
 """
@@ -79,6 +84,7 @@ def _stein_kernel(kind, d, dtype, tile, with_grad):
     dtype = np.dtype(dtype).type
     dt = from_dtype(np.dtype(dtype))
     D = d
+    W = _row_width(2 * d, dtype)  # a partner's row: x_j, then s_j, then padding
     T = tile
     GAUSSIAN = kind == "gaussian"
     IMQ_HALF = kind == "imq_half"
@@ -101,8 +107,7 @@ def _stein_kernel(kind, d, dtype, tile, with_grad):
         i = cuda.blockIdx.x * T + tid
         split = cuda.blockIdx.y
         n_split = cuda.gridDim.y
-        xs = cuda.shared.array((D, T), dt)
-        ss = cuda.shared.array((D, T), dt)
+        ps = cuda.shared.array((T, W), dt)  # the tile's partners, one per row
         red = cuda.shared.array(T, nb_float64)
         xi = cuda.local.array(D, dt)
         si = cuda.local.array(D, dt)
@@ -130,8 +135,8 @@ def _stein_kernel(kind, d, dtype, tile, with_grad):
             j = t * T + tid
             if j < n:
                 for k in range(D):
-                    xs[k, tid] = x[j, k]
-                    ss[k, tid] = s[j, k]
+                    ps[tid, k] = x[j, k]
+                    ps[tid, D + k] = s[j, k]
             cuda.syncthreads()
             if active:
                 m = np.uint64(min(T, n - t * T))
@@ -142,15 +147,15 @@ def _stein_kernel(kind, d, dtype, tile, with_grad):
                 # An unsigned index: no code for negative indices in the pair loop.
                 jj = np.uint64(0)
                 while jj < m:
-                    u[0] = xi[0] - xs[0, jj]
+                    u[0] = xi[0] - ps[jj, 0]
                     r2 = u[0] * u[0]
-                    S = si[0] * ss[0, jj]
-                    Du = (si[0] - ss[0, jj]) * u[0]
+                    S = si[0] * ps[jj, D]
+                    Du = (si[0] - ps[jj, D]) * u[0]
                     for k in range(1, D):
-                        u[k] = xi[k] - xs[k, jj]
+                        u[k] = xi[k] - ps[jj, k]
                         r2 += u[k] * u[k]
-                        S += si[k] * ss[k, jj]
-                        Du += (si[k] - ss[k, jj]) * u[k]
+                        S += si[k] * ps[jj, D + k]
+                        Du += (si[k] - ps[jj, D + k]) * u[k]
                     if GAUSSIAN:
                         p = math.exp2(c0 * r2)
                         k_p = p * (S + (Du + dd) * inv_h - r2 * inv_h2)
@@ -175,8 +180,8 @@ def _stein_kernel(kind, d, dtype, tile, with_grad):
                     if WITH_GRAD:
                         for k in range(D):  # two FMAs per sum
                             ax_t[k] += c * u[k]
-                            ax_t[k] += q * (si[k] - ss[k, jj])
-                            as_t[k] += p * ss[k, jj]
+                            ax_t[k] += q * (si[k] - ps[jj, D + k])
+                            as_t[k] += p * ps[jj, D + k]
                             as_t[k] += q * u[k]
                     jj += np.uint64(1)
                 value += v_t
@@ -227,6 +232,7 @@ def _cross_kernel(d, dw, dtype, tile):
     D = d
     DW = dw
     DW_ALLOC = max(dw, 1)
+    W = _row_width(d + dw, dtype)  # a partner's row: y_j, then w_j, then padding
     T = tile
     zero = dtype(0.0)
     half = dtype(0.5)
@@ -240,8 +246,7 @@ def _cross_kernel(d, dw, dtype, tile):
         i = cuda.blockIdx.x * T + tid
         split = cuda.blockIdx.y
         n_split = cuda.gridDim.y
-        ys = cuda.shared.array((D, T), dt)
-        ws = cuda.shared.array((DW_ALLOC, T), dt)
+        ps = cuda.shared.array((T, W), dt)  # the tile's partners, one per row
         red = cuda.shared.array(T, nb_float64)
         xi = cuda.local.array(D, dt)
         u = cuda.local.array(D, dt)
@@ -262,9 +267,9 @@ def _cross_kernel(d, dw, dtype, tile):
             j = t * T + tid
             if j < m_total:
                 for k in range(D):
-                    ys[k, tid] = y[j, k]
+                    ps[tid, k] = y[j, k]
                 for k in range(DW):
-                    ws[k, tid] = w[j, k]
+                    ps[tid, D + k] = w[j, k]
             cuda.syncthreads()
             if active:
                 m = np.uint64(min(T, m_total - t * T))
@@ -275,17 +280,17 @@ def _cross_kernel(d, dw, dtype, tile):
                     aw_t[k] = zero
                 jj = np.uint64(0)
                 while jj < m:
-                    u[0] = xi[0] - ys[0, jj]
+                    u[0] = xi[0] - ps[jj, 0]
                     r2 = u[0] * u[0]
                     for k in range(1, D):
-                        u[k] = xi[k] - ys[k, jj]
+                        u[k] = xi[k] - ps[jj, k]
                         r2 += u[k] * u[k]
                     p = math.exp2(c * r2)
                     v_t += p
                     for k in range(D):
                         ax_t[k] += p * u[k]
                     for k in range(DW):
-                        aw_t[k] += p * ws[k, jj]
+                        aw_t[k] += p * ps[jj, D + k]
                     jj += np.uint64(1)
                 value += v_t
                 for k in range(D):
@@ -361,14 +366,40 @@ def _launch_shape(n_rows, n_partners, tile, n_split):
     return row_blocks, max(1, min(int(n_split), n_tiles))
 
 
-def _tile_for(d, dtype, arrays=2):
-    """Partners per tile (= threads per block): ``_TILE``, halved for large ``d``.
+def _row_width(values, dtype):
+    """Entries of a partner's row in a shared-memory tile: ``values``, padded to 16 bytes.
 
-    A tile holds ``arrays`` arrays of ``d`` values per partner in shared memory,
-    which has 48 KiB per block for static arrays.
+    With rows a multiple of 16 bytes, every row starts 16-byte aligned and a
+    thread reads a partner with 16-byte loads (LDS.128), a quarter of the load
+    instructions of one value at a time.
     """
+    per_16_bytes = 16 // np.dtype(dtype).itemsize
+    return -(-values // per_16_bytes) * per_16_bytes
+
+
+def _tile_for(values, dtype):
+    """Partners per tile (= threads per block) for ``values`` numbers per partner.
+
+    ``_TILE``, halved until the tile's rows fit in ``_TILE_BYTES`` of shared
+    memory (a block may have 48 KiB of static shared memory).
+
+    Raises
+    ------
+    ValueError
+        If one partner's row alone does not fit: ``d`` is too large for these
+        kernels (beyond 2,048 in float64, 4,096 in float32, for the Stein sums).
+    """
+    itemsize = np.dtype(dtype).itemsize
+    row = _row_width(values, dtype) * itemsize
+    if row > _TILE_BYTES:
+        raise ValueError(
+            f"the CUDA kernels keep each partner's {values} numbers (its coordinates, "
+            f"and its score or weights) in shared memory, {row} bytes in "
+            f"{np.dtype(dtype).name}, more than the {_TILE_BYTES} bytes they may use: "
+            "the dimension is too large for backend='cuda'; use backend='cpu'"
+        )
     tile = _TILE
-    while tile > 1 and arrays * d * tile * np.dtype(dtype).itemsize > _TILE_BYTES:
+    while tile > 1 and tile * row > _TILE_BYTES:
         tile //= 2
     return tile
 
@@ -396,7 +427,7 @@ def _finish(val_part, parts):
 def _stein_sums(kind, x, s, bw, beta, with_grad, tile=None, n_split=None):
     dtype = _kernel_dtype(x)
     n, d = x.shape
-    tile = _tile_for(d, dtype) if tile is None else tile
+    tile = _tile_for(2 * d, dtype) if tile is None else tile
     if kind == "imq" and beta == 0.5:
         kind = "imq_half"
     kernel = _stein_kernel(kind, d, dtype, tile, with_grad)
@@ -446,7 +477,7 @@ def _gaussian_cross(x, y, w, bw, tile=None, n_split=None):
     n, d = x.shape
     m = y.shape[0]
     dw = 0 if w is None else w.shape[1]
-    tile = _tile_for(d + dw, dtype, arrays=1) if tile is None else tile
+    tile = _tile_for(d + dw, dtype) if tile is None else tile
     kernel = _cross_kernel(d, dw, dtype, tile)
     row_blocks, n_split = _launch_shape(n, m, tile, n_split)
     x_dev = cuda.to_device(np.ascontiguousarray(x, dtype=dtype))
