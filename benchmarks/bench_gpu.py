@@ -13,6 +13,12 @@ Prints tables and, with ``--json FILE``, writes the numbers to FILE:
   second (n^2 / t); then the same for ``kn.ksd_and_grad`` (the target's score and
   HVP on the host included). A size whose time, extrapolated from the previous
   size, would pass ``--max-seconds`` is skipped and reported as such.
+* **crossover**: ``kn.ksd_and_grad`` on the CPU and on the GPU side by side
+  for small ``n`` (``--crossover-sizes``, float64, d = 2), and the smallest
+  ``n`` from which the GPU is faster at that size and every larger one: the
+  data for ``backend="auto"``'s threshold
+  (``ksdnumba.kernels._backend.AUTO_CUDA_MIN_PAIRS``, 2048² pairs, so far an
+  estimate). The CPU side uses this machine's cores.
 * **lbfgs**: ``kn.ksdd_lbfgs(..., backend="cuda")`` end to end on
   ``--lbfgs-n`` particles (100,000 by default), float32.
 * **torch**: when torch is importable with CUDA, the dense PyTorch baseline: the
@@ -28,6 +34,7 @@ code is tested without a GPU.
 
 import argparse
 import json
+import math
 import platform
 import sys
 import time
@@ -165,6 +172,39 @@ def time_kernels(sizes, dims, dtypes, kernels, max_seconds):
     return rows
 
 
+def crossover(sizes):
+    """``ksd_and_grad`` on the CPU and the GPU at small ``n``; where the GPU starts to win."""
+    import ksdnumba as kn
+    from ksdnumba.kernels import _backend
+
+    rows = []
+    print(f"{'n':>7} {'cpu ms':>9} {'cuda ms':>9} {'cpu/cuda':>9}", flush=True)
+    for n in sorted(sizes):
+        target, x = _problem(n, 2, np.float64, seed=3)
+        times = {}
+        for backend in ("cpu", "cuda"):
+            def call(x=x, target=target, backend=backend):
+                return kn.ksd_and_grad(x, target, bw=BW, backend=backend)
+
+            call()  # compiles, and warms the caches
+            first = time.perf_counter()
+            call()
+            first = time.perf_counter() - first
+            times[backend] = _median_time(call, 21 if first < 0.01 else 5)
+        rows.append({"n": n, "cpu_s": times["cpu"], "cuda_s": times["cuda"]})
+        print(f"{n:>7} {times['cpu'] * 1e3:>9.3f} {times['cuda'] * 1e3:>9.3f} "
+              f"{times['cpu'] / times['cuda']:>9.2f}", flush=True)
+    wins = [row["cpu_s"] > row["cuda_s"] for row in rows]
+    # The smallest n from which the GPU wins at every size tried.
+    first_win = next((row["n"] for k, row in enumerate(rows) if all(wins[k:])), None)
+    current = _backend.AUTO_CUDA_MIN_PAIRS
+    found = (f"the GPU is faster from n = {first_win} on" if first_win else
+             "the GPU is not faster from any size tried on")
+    print(f"{found}; backend='auto' goes to it from {current} pairs "
+          f"(n = {math.isqrt(current)})", flush=True)
+    return {"rows": rows, "cuda_faster_from_n": first_win, "auto_cuda_min_pairs": current}
+
+
 def lbfgs(n, max_iter):
     import ksdnumba as kn
 
@@ -262,6 +302,8 @@ def main(argv=None):
     parser.add_argument("--max-seconds", type=float, default=20.0,
                         help="skip a size whose evaluation would take longer (extrapolated)")
     parser.add_argument("--check-n", type=int, default=10**4)
+    parser.add_argument("--crossover-sizes", type=_ints,
+                        default=[128, 256, 512, 1024, 2048, 4096])
     parser.add_argument("--lbfgs-n", type=int, default=10**5)
     parser.add_argument("--lbfgs-iter", type=int, default=100)
     parser.add_argument("--torch-sizes", type=_ints, default=[10**3, 10**4, 3 * 10**4, 10**5])
@@ -278,6 +320,8 @@ def main(argv=None):
     report["check"] = check(args.check_n, kernels)
     print("\n# kernels: one evaluation, value and gradient", flush=True)
     report["kernels"] = time_kernels(args.sizes, args.dims, dtypes, kernels, args.max_seconds)
+    print("\n# crossover: ksd_and_grad on the CPU and on the GPU, float64, d = 2", flush=True)
+    report["crossover"] = crossover(args.crossover_sizes)
     print("\n# lbfgs", flush=True)
     report["lbfgs"] = lbfgs(args.lbfgs_n, args.lbfgs_iter)
     print("\n# torch", flush=True)
