@@ -14,9 +14,13 @@ BACKENDS = ("auto", "cpu", "cuda")
 # sums, n m for MMD) on: below it, the copies to and from the device and the
 # launches cost more than the two-core CPU kernels take (~1e5 pairs per ms).
 AUTO_CUDA_MIN_PAIRS = 2048**2
+# The shared memory the CUDA kernels give a tile of partners (a block may have 48
+# KiB of static shared memory); kept here so that "auto" knows it without
+# importing numba.cuda.
+CUDA_TILE_BYTES = 32 * 1024
 # ... and only up to this dimension: a partner of the Stein or SVGD sums is 2 d
-# numbers in shared memory, and beyond d = 2048 (float64) one does not fit.
-AUTO_CUDA_MAX_D = 2048
+# float64 numbers in that shared memory (2048 for 32 KiB).
+AUTO_CUDA_MAX_D = CUDA_TILE_BYTES // (2 * 8)
 
 _available = []  # the cached answer of _cuda_available
 

@@ -49,10 +49,10 @@ import numpy as np
 from numba import cuda, from_dtype
 from numba import float64 as nb_float64
 
+from ._backend import CUDA_TILE_BYTES as _TILE_BYTES
 from ._backend import _simulating
 
 _TILE = 128  # threads per block and partners per shared-memory tile (a power of 2)
-_TILE_BYTES = 32 * 1024  # at most this much shared memory for a tile's partners
 _REDUCE_THREADS = 256
 # Blocks wanted per streaming multiprocessor before the partner tiles are split.
 _BLOCKS_PER_SM = 16
