@@ -4,8 +4,9 @@
 #   2. the benchmark, whose first table checks the GPU against the CPU at n = 10^4.
 # Writes gpu_tests.txt, gpu_bench.txt and gpu_bench.json into $OUT (default: .).
 # Run from the repository root; the package need not be installed (the checkout is
-# put on PYTHONPATH, after whatever PYTHONPATH already holds, such as a folder with a
-# sitecustomize.py that patches the machine's numba-cuda). Budget: about 5 minutes.
+# put on PYTHONPATH, after whatever PYTHONPATH already holds). numba-cuda 0.30.4 with
+# NumPy 2.5 needs no patch from outside: ksdnumba.kernels._cuda restores the
+# np.row_stack alias while numba-cuda loads. Budget: about 5 minutes.
 set -uo pipefail
 out="${OUT:-.}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1

@@ -285,3 +285,28 @@ def test_gpu_benchmark_runs_at_toy_sizes(tmp_path):
     assert report["lbfgs"]["nit"] == 1
     assert [row["n"] for row in report["crossover"]["rows"]] == [6, 9]
     assert all(row["cpu_s"] > 0 and row["cuda_s"] > 0 for row in report["crossover"]["rows"])
+
+
+def test_numba_cuda_imported_with_a_row_stack_alias_only_while_needed(monkeypatch, tmp_path):
+    """The NumPy 2.5 workaround for numba-cuda 0.30: alias, import, leave NumPy as it was."""
+    (tmp_path / "reads_row_stack.py").write_text(
+        "import numpy as np\nSEEN = np.row_stack\n")
+    (tmp_path / "breaks_on_import.py").write_text("raise RuntimeError('broken')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("reads_row_stack", "breaks_on_import"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+
+    monkeypatch.delattr(np, "row_stack", raising=False)  # NumPy >= 2.5
+    _cuda._import_with_row_stack("reads_row_stack")
+    assert sys.modules["reads_row_stack"].SEEN is np.vstack
+    assert not hasattr(np, "row_stack")
+    _cuda._import_with_row_stack("no_such_module_here")  # numba's own target: nothing
+    assert not hasattr(np, "row_stack")
+    with pytest.raises(RuntimeError, match="broken"):
+        _cuda._import_with_row_stack("breaks_on_import")
+    assert not hasattr(np, "row_stack")
+
+    sys.modules.pop("reads_row_stack")
+    monkeypatch.setattr(np, "row_stack", np.hstack, raising=False)  # NumPy < 2.5
+    _cuda._import_with_row_stack("reads_row_stack")
+    assert "reads_row_stack" not in sys.modules and np.row_stack is np.hstack

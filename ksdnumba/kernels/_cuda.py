@@ -43,6 +43,7 @@ arithmetic, not by memory.
 The linear kernel has no pair loop (O(n d^2)) and always runs on the host.
 """
 
+import importlib
 import math
 
 import numpy as np
@@ -51,6 +52,33 @@ from numba import float64 as nb_float64
 
 from ._backend import CUDA_TILE_BYTES as _TILE_BYTES
 from ._backend import _simulating
+
+
+def _import_with_row_stack(module="numba.cuda.np.arrayobj"):
+    """Import numba-cuda's array module where NumPy no longer has ``np.row_stack``.
+
+    numba-cuda 0.30 (in maintenance mode: NVIDIA/numba-cuda#907 will not be fixed)
+    registers an overload of ``np.row_stack`` when its target first loads, which
+    NumPy 2.5 removed: on a GPU, the first kernel compile then fails with an
+    AttributeError. Importing that module once with the alias in place registers
+    the overload on ``np.vstack`` (which ``row_stack`` always was) and caches the
+    module; the alias is removed again, so that NumPy is left as it was. Nothing
+    happens where NumPy has the alias, or where the module does not exist (numba's
+    own CUDA target, a later numba-cuda).
+    """
+    if hasattr(np, "row_stack"):
+        return
+    np.row_stack = np.vstack
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError:
+        pass
+    finally:
+        del np.row_stack
+
+
+if not _simulating():
+    _import_with_row_stack()
 
 _TILE = 128  # threads per block and partners per shared-memory tile (a power of 2)
 _REDUCE_THREADS = 256
