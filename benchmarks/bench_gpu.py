@@ -26,7 +26,7 @@ Prints tables and, with ``--json FILE``, writes the numbers to FILE:
   and autograd for the gradient, float32 and float64, with out-of-memory
   reported as such.
 
-Run on a machine with an NVIDIA GPU and numba-cuda (``pip install -e ".[cuda]"``)
+Run on a machine with an NVIDIA GPU and numba-cuda (``pip install -e ".[cuda13]"``)
 as ``python benchmarks/bench_gpu.py``. In numba's CUDA simulator
 (``NUMBA_ENABLE_CUDASIM=1``) it runs too, at toy sizes only, which is how its
 code is tested without a GPU.

@@ -70,9 +70,10 @@ def resolve_backend(backend, n_pairs=None, d=None):
         if not (_simulating() or _cuda_available()):
             raise RuntimeError(
                 "backend='cuda' needs an NVIDIA GPU that numba can use, and numba "
-                "found none (numba.cuda.is_available() is False). Install the 'cuda' "
-                "extra (pip install 'ksdnumba[cuda]') on a machine with a GPU and its "
-                "driver, or use backend='cpu' ('auto' falls back to the CPU by itself)."
+                "found none (numba.cuda.is_available() is False). Install numba-cuda "
+                "(pip install 'ksdnumba[cuda13]', or [cuda12] for a driver older than "
+                "580) on a machine with a GPU and its driver, or use backend='cpu' "
+                "('auto' falls back to the CPU by itself)."
             )
         return "cuda"
     if (n_pairs is not None and n_pairs >= AUTO_CUDA_MIN_PAIRS
