@@ -292,8 +292,9 @@ def test_numba_cuda_imported_with_a_row_stack_alias_only_while_needed(monkeypatc
     (tmp_path / "reads_row_stack.py").write_text(
         "import numpy as np\nSEEN = np.row_stack\n")
     (tmp_path / "breaks_on_import.py").write_text("raise RuntimeError('broken')\n")
+    (tmp_path / "needs_a_missing_one.py").write_text("import no_such_module_either\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    for name in ("reads_row_stack", "breaks_on_import"):
+    for name in ("reads_row_stack", "breaks_on_import", "needs_a_missing_one"):
         monkeypatch.delitem(sys.modules, name, raising=False)
 
     monkeypatch.delattr(np, "row_stack", raising=False)  # NumPy >= 2.5
@@ -302,8 +303,11 @@ def test_numba_cuda_imported_with_a_row_stack_alias_only_while_needed(monkeypatc
     assert not hasattr(np, "row_stack")
     _cuda._import_with_row_stack("no_such_module_here")  # numba's own target: nothing
     assert not hasattr(np, "row_stack")
+    _cuda._import_with_row_stack("no_such_package.np.arrayobj")
     with pytest.raises(RuntimeError, match="broken"):
         _cuda._import_with_row_stack("breaks_on_import")
+    with pytest.raises(ModuleNotFoundError, match="no_such_module_either"):
+        _cuda._import_with_row_stack("needs_a_missing_one")
     assert not hasattr(np, "row_stack")
 
     sys.modules.pop("reads_row_stack")

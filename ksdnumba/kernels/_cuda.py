@@ -71,8 +71,9 @@ def _import_with_row_stack(module="numba.cuda.np.arrayobj"):
     np.row_stack = np.vstack
     try:
         importlib.import_module(module)
-    except ModuleNotFoundError:
-        pass
+    except ModuleNotFoundError as err:  # the module itself, not one that it imports
+        if err.name is None or not (module + ".").startswith(err.name + "."):
+            raise
     finally:
         del np.row_stack
 
