@@ -109,8 +109,8 @@ def svgd(
         The update: the plain step above, or the adaptive one.
     backend : {"auto", "cpu", "cuda"}
         Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
-        NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
-        (the GPU when numba sees one and there are at least 2048**2 pairs in at
+        NVIDIA GPU through numba.cuda; needs numba-cuda) or ``"auto"``
+        (the GPU when numba can use one and there are at least 2048**2 pairs in at
         most 2048 dimensions, else the CPU). On the GPU the kernels compute in
         the particles' dtype.
     dtype : {np.float64, np.float32}
@@ -318,8 +318,8 @@ def mmd_lbfgs(
         SciPy's L-BFGS-B tolerances (see :func:`ksdd_lbfgs`).
     backend : {"auto", "cpu", "cuda"}
         Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
-        NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
-        (the GPU when numba sees one and there are at least 2048**2 pairs in at
+        NVIDIA GPU through numba.cuda; needs numba-cuda) or ``"auto"``
+        (the GPU when numba can use one and there are at least 2048**2 pairs in at
         most 2048 dimensions, else the CPU). On the GPU the kernels compute in
         the particles' dtype.
     dtype : {np.float64, np.float32}

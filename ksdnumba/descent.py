@@ -160,8 +160,8 @@ def ksdd_lbfgs(
         float64 to reach the minimum, not merely its neighbourhood.
     backend : {"auto", "cpu", "cuda"}
         Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
-        NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
-        (the GPU when numba sees one and there are at least 2048**2 pairs in at
+        NVIDIA GPU through numba.cuda; needs numba-cuda) or ``"auto"``
+        (the GPU when numba can use one and there are at least 2048**2 pairs in at
         most 2048 dimensions, else the CPU). On the GPU the kernels compute in
         the particles' dtype.
     dtype : {np.float64, np.float32}
@@ -394,8 +394,8 @@ def ksdd_gradient(
         coordinate of every particle is clipped into ``[low, high]``.
     backend : {"auto", "cpu", "cuda"}
         Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
-        NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
-        (the GPU when numba sees one and there are at least 2048**2 pairs in at
+        NVIDIA GPU through numba.cuda; needs numba-cuda) or ``"auto"``
+        (the GPU when numba can use one and there are at least 2048**2 pairs in at
         most 2048 dimensions, else the CPU). On the GPU the kernels compute in
         the particles' dtype.
     dtype : {np.float64, np.float32}

@@ -50,8 +50,8 @@ def ksd(x, target, kernel="gaussian", bw=1.0, beta=0.5, statistic="v", backend="
         Which estimator to return.
     backend : {"auto", "cpu", "cuda"}
         Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
-        NVIDIA GPU through numba.cuda; needs the ``cuda`` extra) or ``"auto"``
-        (the GPU when numba sees one and there are at least 2048**2 pairs in at
+        NVIDIA GPU through numba.cuda; needs numba-cuda) or ``"auto"``
+        (the GPU when numba can use one and there are at least 2048**2 pairs in at
         most 2048 dimensions, else the CPU). On the GPU the kernels compute in
         the particles' dtype.
 

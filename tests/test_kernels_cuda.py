@@ -231,7 +231,7 @@ def test_svgd_and_mmd_on_cuda_match_cpu():
 
 def test_auto_stays_on_the_cpu_in_the_simulator_and_for_small_or_wide_problems(monkeypatch):
     assert _backend.resolve_backend("auto", 10**12) == ("cuda" if not SIMULATOR else "cpu")
-    monkeypatch.setattr(_backend, "_available", [True])
+    monkeypatch.setattr(_backend, "_status", [(True, None)])
     assert _backend.resolve_backend("auto", _backend.AUTO_CUDA_MIN_PAIRS) == "cuda"
     assert _backend.resolve_backend("auto", _backend.AUTO_CUDA_MIN_PAIRS - 1) == "cpu"
     assert _backend.resolve_backend("auto") == "cpu"
@@ -243,14 +243,40 @@ def test_auto_stays_on_the_cpu_in_the_simulator_and_for_small_or_wide_problems(m
 
 def test_cuda_without_a_gpu_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(_backend, "_simulating", lambda: False)
-    monkeypatch.setattr(_backend, "_available", [False])
+    monkeypatch.setattr(_backend, "_status", [(False, "no GPU in this test")])
     x = np.zeros((3, 2))
     target = kn.Gaussian(np.zeros(2), 1.0)
-    with pytest.raises(RuntimeError, match="backend='cuda' needs an NVIDIA GPU"):
+    with pytest.raises(RuntimeError, match=r"needs an NVIDIA GPU .* \(no GPU in this test\)"):
         kn.ksd_and_grad(x, target, backend="cuda")
     with pytest.raises(RuntimeError, match="backend='cpu'"):
         kn.svgd(x + np.arange(6).reshape(3, 2), target, step=0.1, backend="cuda")
     assert _backend.resolve_backend("auto", 10**12) == "cpu"
+
+
+@pytest.mark.parametrize("gpu, nvvm, auto, error", [
+    (False, True, "cpu", r"numba.cuda.is_available\(\) is False"),
+    (True, False, "cpu", "numba finds no libNVVM"),
+    (True, True, "cuda", None),
+])
+def test_a_gpu_counts_only_with_its_driver_and_libnvvm(gpu, nvvm, auto, error):
+    """Outside the simulator, with numba's two probes answered by the test."""
+    code = (
+        "import re, numba.cuda as cuda\n"
+        "from numba.cuda.cudadrv import nvvm\n"
+        f"cuda.is_available = lambda: {gpu}\n"
+        f"nvvm.is_available = lambda: {nvvm}\n"
+        "from ksdnumba.kernels import _backend\n"
+        f"assert _backend.resolve_backend('auto', 10**8, 2) == {auto!r}\n"
+        "assert _backend.resolve_backend('auto', 10**8, 10**4) == 'cpu'\n"
+        "try:\n"
+        "    assert _backend.resolve_backend('cuda') == 'cuda'\n"
+        "except RuntimeError as err:\n"
+        f"    assert {error!r} and re.search({error!r}, str(err)), err\n"
+        "else:\n"
+        f"    assert {error!r} is None\n"
+    )
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="0")
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=120)
 
 
 def test_auto_never_imports_cuda_for_small_problems():

@@ -2,7 +2,7 @@
 
 The CUDA kernels (:mod:`ksdnumba.kernels._cuda`) are imported here, lazily, and
 only when a call resolves to the CUDA backend; ``import ksdnumba`` never touches
-CUDA, and ``"auto"`` asks numba whether a GPU is present only for problems large
+CUDA, and ``"auto"`` asks numba whether it can use a GPU only for problems large
 enough to go there.
 """
 
@@ -22,24 +22,44 @@ CUDA_TILE_BYTES = 32 * 1024
 # float64 numbers in that shared memory (2048 for 32 KiB).
 AUTO_CUDA_MAX_D = CUDA_TILE_BYTES // (2 * 8)
 
-_available = []  # the cached answer of _cuda_available
+_status = []  # the cached answer of _cuda_status
+
+
+def _cuda_status():
+    """``(usable, why_not)``: can numba compile kernels for a GPU here and run them?
+
+    Never in numba's CUDA simulator. Otherwise it takes a GPU with its driver
+    (``numba.cuda.is_available()``) and libNVVM, the CUDA compiler library, which
+    numba-cuda finds in a CUDA toolkit on the machine or in the wheels that the
+    ``cuda12`` and ``cuda13`` extras install. Asked once per process.
+    """
+    if not _status:
+        _status.append(_probe_cuda())
+    return _status[0]
+
+
+def _probe_cuda():
+    from numba import config
+
+    if config.ENABLE_CUDASIM:
+        return False, "numba's CUDA simulator is on"
+    try:
+        from numba import cuda
+
+        if not cuda.is_available():
+            return False, "numba.cuda.is_available() is False"
+        from numba.cuda.cudadrv import nvvm
+
+        if not nvvm.is_available():
+            return False, "numba finds no libNVVM, the CUDA compiler library"
+    except Exception as err:  # no numba.cuda, a broken driver or toolkit: no GPU
+        return False, f"numba.cuda failed: {err}"
+    return True, None
 
 
 def _cuda_available():
-    """True when numba sees a usable GPU (never for numba's CUDA simulator)."""
-    if not _available:
-        from numba import config
-
-        if config.ENABLE_CUDASIM:
-            _available.append(False)
-        else:
-            try:
-                from numba import cuda
-
-                _available.append(bool(cuda.is_available()))
-            except Exception:  # no numba.cuda, no driver, a broken toolkit: no GPU
-                _available.append(False)
-    return _available[0]
+    """True when numba can compile for and run on a GPU (never in the simulator)."""
+    return _cuda_status()[0]
 
 
 def _simulating():
@@ -51,29 +71,32 @@ def _simulating():
 def resolve_backend(backend, n_pairs=None, d=None):
     """Check ``backend`` and decide where a problem with ``n_pairs`` pairs runs.
 
-    Returns ``"cpu"`` or ``"cuda"``. ``"auto"`` picks CUDA when numba sees a GPU
-    and the problem has at least :data:`AUTO_CUDA_MIN_PAIRS` pairs (``n_pairs``
-    None: the CPU) in at most :data:`AUTO_CUDA_MAX_D` dimensions ``d``.
+    Returns ``"cpu"`` or ``"cuda"``. ``"auto"`` picks CUDA when numba can use a
+    GPU (:func:`_cuda_status`) and the problem has at least
+    :data:`AUTO_CUDA_MIN_PAIRS` pairs (``n_pairs`` None: the CPU) in at most
+    :data:`AUTO_CUDA_MAX_D` dimensions ``d``.
 
     Raises
     ------
     ValueError
         If ``backend`` is not one of :data:`BACKENDS`.
     RuntimeError
-        If ``backend="cuda"`` and numba sees no GPU (numba's CUDA simulator,
-        ``NUMBA_ENABLE_CUDASIM=1``, counts as one).
+        If ``backend="cuda"`` and numba cannot use a GPU here: none, no driver,
+        or no libNVVM to compile with (numba's CUDA simulator,
+        ``NUMBA_ENABLE_CUDASIM=1``, counts as a GPU).
     """
     backend = check_option(backend, "backend", BACKENDS)
     if backend == "cpu":
         return "cpu"
     if backend == "cuda":
-        if not (_simulating() or _cuda_available()):
+        usable, why_not = _cuda_status()
+        if not (_simulating() or usable):
             raise RuntimeError(
-                "backend='cuda' needs an NVIDIA GPU that numba can use, and numba "
-                "found none (numba.cuda.is_available() is False). Install numba-cuda "
-                "(pip install 'ksdnumba[cuda13]', or [cuda12] for a driver older than "
-                "580) on a machine with a GPU and its driver, or use backend='cpu' "
-                "('auto' falls back to the CPU by itself)."
+                f"backend='cuda' needs an NVIDIA GPU that numba can use, and here it "
+                f"cannot ({why_not}). Install numba-cuda with the CUDA toolkit (pip "
+                f"install 'ksdnumba[cuda13]', or [cuda12] for a driver older than 580) "
+                f"on a machine with a GPU and its driver, or use backend='cpu' ('auto' "
+                f"falls back to the CPU by itself)."
             )
         return "cuda"
     if (n_pairs is not None and n_pairs >= AUTO_CUDA_MIN_PAIRS
