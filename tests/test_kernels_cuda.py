@@ -21,7 +21,8 @@ from ksdnumba.kernels import _backend, _cpu
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
 if not SIMULATOR and not _backend._cuda_available():
-    pytest.skip("no GPU, and numba's CUDA simulator is off", allow_module_level=True)
+    pytest.skip(f"numba's CUDA simulator is off, and numba cannot use a GPU here "
+                f"({_backend._cuda_status()[1]})", allow_module_level=True)
 
 from ksdnumba.kernels import _cuda  # noqa: E402  (imports numba.cuda)
 
