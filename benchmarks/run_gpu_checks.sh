@@ -12,7 +12,9 @@ out="${OUT:-.}"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 python -c "import numba, numba.cuda as c; print('numba', numba.__version__, c.implementation)"
-python -c "from ksdnumba.kernels import _backend as b; print('GPU usable:', b._cuda_status())"
+# Stop here, rather than skip every test, when numba cannot use the GPU.
+python -c "from ksdnumba.kernels import _backend as b; s = b._cuda_status()
+print('numba can use the GPU:', *s); raise SystemExit(not s[0])" || exit 1
 
 NUMBA_ENABLE_CUDASIM=0 timeout 240 python -m pytest -q -p no:cacheprovider \
     tests/test_kernels_cuda.py 2>&1 | tee "$out/gpu_tests.txt" | tail -15
