@@ -94,9 +94,9 @@ def resolve_backend(backend, n_pairs=None, d=None):
             raise RuntimeError(
                 f"backend='cuda' needs an NVIDIA GPU that numba can use, and here it "
                 f"cannot ({why_not}). Install numba-cuda with the CUDA toolkit (pip "
-                f"install 'ksdnumba[cuda13]', or [cuda12] for a driver older than 580) "
-                f"on a machine with a GPU and its driver, or use backend='cpu' ('auto' "
-                f"falls back to the CPU by itself)."
+                "install 'ksdnumba[cuda13]', or [cuda12] for a driver older than 580) "
+                "on a machine with a GPU and its driver, or use backend='cpu' ('auto' "
+                "falls back to the CPU by itself)."
             )
         return "cuda"
     if (n_pairs is not None and n_pairs >= AUTO_CUDA_MIN_PAIRS
