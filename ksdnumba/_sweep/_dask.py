@@ -1,0 +1,197 @@
+"""The Dask runner: the fits as tasks of a ``distributed`` scheduler.
+
+Imported only when a sweep is asked to run on Dask; ``import ksdnumba`` never
+imports Dask. What this runner does, and why:
+
+- every key carries a token drawn for this sweep, so a second sweep on the same
+  client never receives the results of the first (Dask reuses a finished key);
+- targets travel as small tasks of their own (not ``client.scatter``): when the
+  only worker holding one dies, Dask recomputes it instead of cancelling every fit
+  that needs it;
+- the task function lives in ksdnumba and the same version must run everywhere:
+  checked on every worker before anything is submitted;
+- numba's thread count is set inside each task (the worker's own settings do not
+  reach numba), to the worker's number of threads by default;
+- one fit per group runs on one worker of each host before the others fan out,
+  so the workers of a host do not all compile the same kernels at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+import warnings
+
+from ._local import available_cores, check_not_bootstrapping
+from ._task import environment, failed, run_fit
+
+EXTRA_HINT = (
+    "pip install 'ksdnumba[dask]' (from a clone: python -m pip install -e \".[dask]\"), "
+    "which installs dask[distributed] and pandas"
+)
+
+
+def import_distributed():
+    """Import ``distributed``, or raise an ImportError that names the extra to install."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise ImportError(
+            f"running a sweep on Dask needs the optional dependency 'distributed': "
+            f"{EXTRA_HINT}"
+        ) from exc
+    return distributed
+
+
+def is_client(obj) -> bool:
+    """Whether ``obj`` looks like a ``distributed.Client`` (checked without importing Dask)."""
+    return all(hasattr(obj, name) for name in ("submit", "scheduler_info", "run"))
+
+
+def connect(client):
+    """``(client, close)``: a Client for ``client``, and a function that closes what we opened."""
+    distributed = import_distributed()
+    if isinstance(client, str) and client == "local":
+        check_not_bootstrapping("kn.sweep(client='local')")
+        cluster = distributed.LocalCluster(
+            n_workers=available_cores(), threads_per_worker=1, processes=True,
+            dashboard_address=None,
+        )
+        c = distributed.Client(cluster)
+
+        def close():
+            c.close()
+            cluster.close()
+
+        return c, close
+    if isinstance(client, str):
+        c = distributed.Client(client)
+        return c, c.close
+    return client, lambda: None
+
+
+def worker_environment():
+    """What :func:`check_workers` compares, computed on a worker."""
+    return environment()
+
+
+def check_workers(client, timeout: float = 60.0) -> dict:
+    """Check that every worker runs this ksdnumba; return the workers' info by address."""
+    if not client.scheduler_info()["workers"]:
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except TimeoutError:
+            raise RuntimeError(
+                f"no Dask worker joined the scheduler {client.scheduler.address} within "
+                f"{timeout:.0f} s; start some with `dask worker {client.scheduler.address}`"
+            ) from None
+    here = environment()
+    found = client.run(worker_environment, on_error="return")
+    for address, env in found.items():
+        if isinstance(env, BaseException):
+            raise RuntimeError(
+                f"ksdnumba cannot run on the Dask worker {address}: {type(env).__name__}: "
+                f"{env}. Install ksdnumba {here['ksdnumba']} there, in the worker's Python "
+                "environment (the same version as here)"
+            )
+        if env["ksdnumba"] != here["ksdnumba"]:
+            raise RuntimeError(
+                f"the Dask worker {address} runs ksdnumba {env['ksdnumba']}, this process "
+                f"runs {here['ksdnumba']}: install the same version everywhere"
+            )
+        if env["source"] != here["source"]:
+            warnings.warn(
+                f"the Dask worker {address} runs ksdnumba {env['ksdnumba']} from sources that "
+                "differ from this process's (an edited checkout?); results may differ",
+                RuntimeWarning, stacklevel=4,
+            )
+    return client.scheduler_info()["workers"]
+
+
+def ship(obj):
+    """The task that holds a shipped target or initialisation on the cluster."""
+    return obj
+
+
+def dask_fit(config, target, inits, keep, yardstick, threads):
+    """A fit as a Dask task: numba threads default to the worker's thread count."""
+    if threads is None:
+        from distributed import get_worker
+
+        threads = get_worker().state.nthreads
+    return run_fit(config, target, inits, keep, yardstick, threads)
+
+
+def run_dask(tasks, job, client, on_done, n_leaders: int, progress: bool) -> None:
+    """Run the fits on ``client``'s cluster, the leaders first on one worker per host."""
+    distributed = import_distributed()
+    workers = check_workers(client)
+    token = uuid.uuid4().hex[:12]
+    shipped = {
+        name: client.submit(ship, obj, key=f"ksdnumba-target-{name}-{token}", pure=False)
+        for name, obj in job["targets"].items()
+    }
+    inits = job["inits"]
+    if inits:
+        inits = client.submit(ship, inits, key=f"ksdnumba-inits-{token}", pure=False)
+    args = (inits, job["keep"], job["yardstick"], job["threads"])
+
+    def submit(index, config, key, worker=None):
+        where = {"workers": [worker], "allow_other_workers": True} if worker else {}
+        return client.submit(dask_fit, config, shipped[config["target"]], *args, key=key,
+                             pure=False, **where)
+
+    hosts = {}
+    for address, info in sorted(workers.items()):
+        hosts.setdefault(info.get("host", address), address)
+    first, *others = hosts.values()
+    futures, warm = {}, []
+    try:
+        for index, config in tasks[:n_leaders]:
+            f = submit(index, config, f"ksdnumba-fit-{job['keys'][index]}-{token}", first)
+            futures[f.key] = (index, f)
+            # The other hosts compile too, with the same fit; its result is dropped.
+            warm += [submit(index, config, f"ksdnumba-warm-{job['keys'][index]}-{h}-{token}", a)
+                     for h, a in enumerate(others)]
+        _collect([f for _, f in futures.values()], futures, on_done, distributed)
+        distributed.wait(warm)
+        rest = {}
+        for index, config in tasks[n_leaders:]:
+            f = submit(index, config, f"ksdnumba-fit-{job['keys'][index]}-{token}")
+            rest[f.key] = (index, f)
+        bar = None
+        if progress and rest:
+            bar = _progress_bar(distributed, [f for _, f in rest.values()])
+        _collect([f for _, f in rest.values()], rest, on_done, distributed)
+        if bar is not None:
+            bar.join(timeout=5.0)
+    except BaseException:
+        client.cancel([f for _, f in futures.values()] + warm + list(shipped.values()))
+        raise
+    finally:
+        warm.clear()
+        client.cancel(list(shipped.values()) + ([inits] if not isinstance(inits, dict) else []))
+
+
+def _collect(futures, by_key, on_done, distributed) -> None:
+    for future in distributed.as_completed(futures):
+        index, _ = by_key.pop(future.key)
+        if future.status == "finished":
+            on_done(index, future.result(), True)
+        else:  # the task itself never raises: Dask lost it (KilledWorker, cancelled)
+            exc = future.exception()
+            on_done(index, failed(f"{type(exc).__name__}: {exc}"), False)
+        future.release()
+
+
+def _progress_bar(distributed, futures) -> None:
+    """Dask's own progress bar, drawn by a thread of its own while this one collects."""
+    def draw():
+        try:
+            distributed.progress(futures, notebook=False)
+        except Exception:  # a bar that fails must not fail the sweep
+            pass
+
+    thread = threading.Thread(target=draw, daemon=True, name="ksdnumba-sweep-progress")
+    thread.start()
+    return thread
