@@ -403,6 +403,12 @@ def test_pool_is_bit_identical_to_serial_and_reruns_a_killed_workers_fit(tmp_pat
     assert pool.n_errors == 0
     serial = kn.sweep(configs, targets, inits=inits, progress=False)
     assert_same_fits(pool, serial)
+    import numba
+
+    from ksdnumba._sweep._local import available_cores
+
+    assert {row.threads for row in serial} == {numba.get_num_threads()}
+    assert {row.threads for row in pool} == {max(1, available_cores() // 2)}
     assert len(list((tmp_path / "fits").glob("fit-*.npz"))) == len(configs)
 
 

@@ -18,7 +18,7 @@ from ._store import Store
 from ._task import Shipped
 
 _RECORD_COLUMNS = ("fun", "objective", "nit", "nfev", "success", "status", "message", "time",
-                   "error", "reused")
+                   "threads", "error", "reused")
 
 
 class FitResult(Result):
@@ -49,6 +49,8 @@ class FitResult(Result):
         The solver's message.
     time : float
         Seconds the fit took, in its worker.
+    threads : int or None
+        numba threads the fit ran with (None for a fit lost with its worker).
     error : str or None
         ``"TypeName: message"`` of the exception the fit raised, or of the
         failure that lost it (a worker that died); None for a fit that ran.
@@ -119,7 +121,8 @@ class SweepResult(Sequence):
 
         The configuration columns come first, in the order their keys first
         appear, then ``fun``, ``objective``, ``nit``, ``nfev``, ``success``,
-        ``status``, ``message``, ``time``, ``error``, ``reused`` and ``key``.
+        ``status``, ``message``, ``time``, ``threads``, ``error``, ``reused``
+        and ``key``.
         A key that some configurations lack leaves missing cells; integer
         columns stay integer (pandas' nullable ``Int64``, with ``<NA>``) and
         boolean ones ``boolean``, instead of turning into floats. The particles

@@ -144,10 +144,13 @@ def run_fit(config: dict, target, inits: dict, keep: str, yardstick: dict | None
 
     The record holds ``fun`` (the squared KSD, V-statistic, of the final
     particles on the yardstick), ``objective`` (the method's own final value),
-    ``nit``, ``nfev``, ``success``, ``status``, ``message``, ``time``, ``error``
+    ``nit``, ``nfev``, ``success``, ``status``, ``message``, ``time``, ``threads``
+    (numba threads of the fit), ``error``
     (``"TypeName: message"`` when the fit raised, else None), and per ``keep``
     the final particles ``x`` and the whole ``result``.
     """
+    import numba
+
     with _FIT_LOCK, numba_threads(threads):
         start = time.perf_counter()
         try:
@@ -155,6 +158,7 @@ def run_fit(config: dict, target, inits: dict, keep: str, yardstick: dict | None
         except Exception as exc:  # recorded in the row: the sweep goes on
             record = failed(f"{type(exc).__name__}: {exc}")
         record["time"] = time.perf_counter() - start
+        record["threads"] = numba.get_num_threads()
     return record
 
 
@@ -162,7 +166,7 @@ def failed(error: str) -> dict:
     """The record of a fit that produced nothing."""
     return {"fun": float("nan"), "objective": float("nan"), "nit": None, "nfev": None,
             "success": False, "status": None, "message": "", "time": float("nan"),
-            "error": error, "x": None, "result": None}
+            "threads": None, "error": error, "x": None, "result": None}
 
 
 def _fit(config, target, inits, keep, yardstick):
