@@ -337,7 +337,7 @@ def test_to_dataframe_keeps_integers_integer_with_missing_cells():
 def test_missing_pandas_says_which_extra(monkeypatch):
     s = kn.sweep(small_grid(target="wide", max_iter=3), TARGETS, progress=False)
     monkeypatch.setitem(sys.modules, "pandas", None)
-    with pytest.raises(ImportError, match="to_dataframe needs pandas: pip install 'ksdnumba\\[dask"):
+    with pytest.raises(ImportError, match="to_dataframe needs pandas: pip install 'ksdnumba\\[da"):
         s.to_dataframe()
 
 
@@ -479,3 +479,19 @@ def test_example_plot_minima_statistics_in_a_pool(tmp_path):
     # particles started on the axis never leave it: the mixture's score has no x_0 part there
     assert all("init1: on the axis   50 of 50 (median), all 50 in 100%" in line
                for line in cells if "init1" in line), out
+
+
+def test_the_first_fit_of_each_group_runs_first():
+    # the warm-up: one fit per (method, target, kernel, dtype, backend) fills numba's
+    # cache before the others fan out
+    from ksdnumba._sweep._api import _order
+
+    configs = kn.sweep.__globals__["check_configs"](
+        small_grid(target=["narrow", "wide"], seed=range(2))
+        + kn.grid(method="svgd", target="wide", n=20, step=0.5, seed=range(2)),
+        TARGETS, {})
+    tasks, n_leaders = _order(list(range(len(configs))), configs)
+    assert [i for i, _ in tasks] == [0, 2, 4, 1, 3, 5]
+    assert n_leaders == 3
+    tasks, n_leaders = _order([1, 3, 5], configs)  # resumed: the leaders are the first left
+    assert [i for i, _ in tasks] == [1, 3, 5] and n_leaders == 3

@@ -319,8 +319,8 @@ def sweep(
     >>> s = kn.sweep(configs, {"mix": two_modes(0.3)}, progress=False)
     >>> len(s), s.n_errors
     (4, 0)
-    >>> s[0].config
-    {'method': 'ksdd_lbfgs', 'init': 'init1', 'n': 20, 'seed': 0, 'bw': 0.3, 'max_iter': 50, 'target': 'mix'}
+    >>> s[0].config["init"], s[0].config["seed"], s[0].config["target"]
+    ('init1', 0, 'mix')
     >>> s[0].x.shape
     (20, 2)
     >>> bool(abs(s[0].fun - s[0].objective) < 1e-12)
@@ -332,7 +332,7 @@ def sweep(
     ...              {"mix": two_modes(0.3)}, progress=False)
     >>> s[1].error
     'ValueError: bw must be positive and finite, got -1.0'
-    """  # noqa: E501
+    """
     start = time.perf_counter()
     keep = check_option(keep, "keep", KEEP)
     if not isinstance(progress, (bool, np.bool_)):
@@ -350,7 +350,10 @@ def sweep(
     keys = [fit_key(c, yardstick) for c in configs]
 
     shipping = kind != "in-process"
-    shipped = {name: _ship(obj, f"target {name!r}", shipping) for name, obj in targets.items()}
+    # In this process the targets are not shipped; they are pickled only for the
+    # digest that the files record, when there are files.
+    shipped = {name: _ship(obj, f"target {name!r}", shipping)
+               for name, obj in targets.items()} if shipping or directory is not None else {}
     digests = {name: (s.digest if s is not None else None) for name, s in shipped.items()}
     store = Store(directory) if directory is not None else None
     records: list = [None] * len(configs)
@@ -363,7 +366,7 @@ def sweep(
             record, digest = found
             records[i] = FitResult(config=configs[i], key=key, reused=True, **record)
             name = configs[i]["target"]
-            if digest is not None and digests[name] is not None and digest != digests[name]:
+            if digest is not None and digests.get(name) not in (None, digest):
                 changed.add(name)
     if changed:
         warnings.warn(
@@ -380,7 +383,7 @@ def sweep(
                                    **record)
         if store is not None and final:
             store.save(keys[index], configs[index], record, keep,
-                       digests[configs[index]["target"]])
+                       digests.get(configs[index]["target"]))
         bar.update(error=record["error"] is not None)
 
     job = {"keep": keep, "yardstick": yardstick, "threads": threads, "keys": keys}

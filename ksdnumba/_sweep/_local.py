@@ -9,13 +9,11 @@ runs, so when a worker dies its fit, and only its fit, is run again.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import pickle
 import sys
 import time
 from collections import deque
-from multiprocessing.connection import wait
 
 from ._task import failed, run_fit
 
@@ -39,6 +37,8 @@ def check_not_bootstrapping(what: str) -> None:
     runs again, top to bottom, in every child; without this check each child
     would try to start a pool of its own.
     """
+    import multiprocessing
+
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise RuntimeError(
             f"{what} was called while a worker process was importing your script; "
@@ -128,6 +128,9 @@ def run_pool(tasks, job, n_workers: int, on_done, n_leaders: int) -> None:
     has its fit handed to a fresh worker; after :data:`MAX_DEATHS` deaths the
     fit is recorded as failed.
     """
+    import multiprocessing
+    from multiprocessing.connection import wait
+
     check_not_bootstrapping("kn.sweep(client=<int>)")
     context = multiprocessing.get_context("spawn")
     payload = pickle.dumps(job, protocol=5)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +63,7 @@ class Store:
                     arrays[f"result.{name}"] = result[name]
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        tmp = self.directory / f".fit-{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp = self.directory / f".fit-{key}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
         try:
             with open(tmp, "wb") as f:
                 f.write(buffer.getbuffer())
