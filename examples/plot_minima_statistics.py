@@ -103,7 +103,7 @@ def draw(by_cell, n_seeds):
 # script again, so the sweep runs under ``if __name__ == "__main__":``.
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[1])
+    parser = argparse.ArgumentParser(description="KSD descent minima over many seeds")
     parser.add_argument("client", nargs="?", default=None,
                         help="a number of worker processes, 'local', or a scheduler address")
     parser.add_argument("--full", action="store_true", help="100 seeds per cell instead of 20")
