@@ -483,15 +483,29 @@ def test_example_plot_minima_statistics_in_a_pool(tmp_path):
 
 def test_the_first_fit_of_each_group_runs_first():
     # the warm-up: one fit per (method, target, kernel, dtype, backend) fills numba's
-    # cache before the others fan out
-    from ksdnumba._sweep._api import _order
+    # cache, one at a time, before the rest of its group is handed out
+    from ksdnumba._sweep._api import _groups
+    from ksdnumba._sweep._configs import check_configs
+    from ksdnumba._sweep._local import WarmUpQueue
 
-    configs = kn.sweep.__globals__["check_configs"](
+    configs = check_configs(
         small_grid(target=["narrow", "wide"], seed=range(2))
         + kn.grid(method="svgd", target="wide", n=20, step=0.5, seed=range(2)),
         TARGETS, {})
-    tasks, n_leaders = _order(list(range(len(configs))), configs)
-    assert [i for i, _ in tasks] == [0, 2, 4, 1, 3, 5]
-    assert n_leaders == 3
-    tasks, n_leaders = _order([1, 3, 5], configs)  # resumed: the leaders are the first left
-    assert [i for i, _ in tasks] == [1, 3, 5] and n_leaders == 3
+    groups = _groups(list(range(len(configs))), configs)
+    assert [[i for i, _ in g] for g in groups] == [[0, 1], [2, 3], [4, 5]]
+    assert [[i for i, _ in g] for g in _groups([1, 3, 4, 5], configs)] == [[1], [3], [4, 5]]
+
+    queue = WarmUpQueue(groups)
+    first = queue.take()
+    assert first[0] == 0 and queue.take() is None  # one leader at a time, nothing else yet
+    queue.put_back(first)  # its worker died
+    assert queue.take()[0] == 0
+    queue.finished(0)
+    assert [queue.take()[0], queue.take()[0]] == [2, 1]  # the next leader, then group 0
+    assert queue.take() is None
+    queue.finished(2)
+    queue.finished(1)
+    assert [queue.take()[0], queue.take()[0]] == [4, 3]
+    queue.finished(4)
+    assert queue.take()[0] == 5 and not queue

@@ -305,10 +305,11 @@ def sweep(
     -----
     ``fun`` is ``kn.ksd(x, target, kernel, bw, beta)`` of the final particles
     (V-statistic) for every method, so rows of SVGD, MMD and KSD descent are
-    measured alike. Before fanning out, the first configuration of each group
-    of (method, target, kernel, dtype, backend) runs alone (on one worker per
-    Dask host), so that a cold numba cache is filled once per machine rather
-    than by every worker at the same moment.
+    measured alike. In a pool or on Dask, the first configuration of each
+    group of (method, target, kernel, dtype, backend) runs first, one at a time
+    (on one worker of each Dask host), and the rest of its group only after it:
+    a cold numba cache is filled once per machine rather than by every worker
+    at the same moment.
 
     Examples
     --------
@@ -375,7 +376,7 @@ def sweep(
             "another directory if the target changed.", UserWarning, stacklevel=2,
         )
     todo = [i for i, r in enumerate(records) if r is None]
-    tasks, n_leaders = _order(todo, configs)
+    groups = _groups(todo, configs)
     bar = ProgressBar(len(configs), len(configs) - len(todo), enabled=progress and kind != "dask")
 
     def on_done(index, record, final):
@@ -390,19 +391,19 @@ def sweep(
     try:
         if kind == "in-process":
             job.update(targets=targets, inits=user_inits)
-            run_in_process(tasks, job, on_done)
+            run_in_process(groups, job, on_done)
         elif kind == "pool":
             job.update(targets=shipped, inits={k: Shipped(v) for k, v in user_inits.items()})
             if threads is None:
                 job["threads"] = max(1, available_cores() // client)
-            run_pool(tasks, job, client, on_done, n_leaders)
+            run_pool(groups, job, client, on_done)
         else:
             from ._dask import connect, run_dask
 
             job.update(targets=shipped, inits={k: Shipped(v) for k, v in user_inits.items()})
             dask_client, close = connect(client)
             try:
-                run_dask(tasks, job, dask_client, on_done, n_leaders, progress)
+                run_dask(groups, job, dask_client, on_done, progress)
             finally:
                 close()
     finally:
@@ -473,12 +474,15 @@ def _ship(obj, what, required):
         return None
 
 
-def _order(todo, configs):
-    """The tasks, the first of each group first (the warm-up), and how many of those."""
-    leaders, rest, seen = [], [], set()
+def _groups(todo, configs):
+    """The fits to run, grouped by what they compile: (method, target, kernel, dtype, backend).
+
+    Groups in the order of their first configuration, fits in the order of the
+    configurations; the first fit of each group is its leader (the warm-up).
+    """
+    groups: dict = {}
     for i in todo:
         c = configs[i]
-        group = (c["method"], c["target"], c.get("kernel"), c.get("dtype"), c.get("backend"))
-        (rest if group in seen else leaders).append((i, configs[i]))
-        seen.add(group)
-    return leaders + rest, len(leaders)
+        key = (c["method"], c["target"], c.get("kernel"), c.get("dtype"), c.get("backend"))
+        groups.setdefault(key, []).append((i, c))
+    return list(groups.values())

@@ -122,11 +122,18 @@ def dask_fit(config, target, inits, keep, yardstick, threads):
     return run_fit(config, target, inits, keep, yardstick, threads)
 
 
-def run_dask(tasks, job, client, on_done, n_leaders: int, progress: bool) -> None:
-    """Run the fits on ``client``'s cluster, the leaders first on one worker per host."""
+def run_dask(groups, job, client, on_done, progress: bool) -> None:
+    """Run the fits on ``client``'s cluster, each group's leader first on one worker per host.
+
+    The leaders all go to one worker (which runs them one at a time); the
+    same fits run on one worker of every other host, their results dropped, to
+    fill those hosts' caches. The rest of a group is submitted once its leader
+    and those warm-ups have finished.
+    """
     distributed = import_distributed()
     workers = check_workers(client)
     token = uuid.uuid4().hex[:12]
+    keys = job["keys"]
     shipped = {
         name: client.submit(ship, obj, key=f"ksdnumba-target-{name}-{token}", pure=False)
         for name, obj in job["targets"].items()
@@ -136,7 +143,7 @@ def run_dask(tasks, job, client, on_done, n_leaders: int, progress: bool) -> Non
         inits = client.submit(ship, inits, key=f"ksdnumba-inits-{token}", pure=False)
     args = (inits, job["keep"], job["yardstick"], job["threads"])
 
-    def submit(index, config, key, worker=None):
+    def submit(config, key, worker=None):
         where = {"workers": [worker], "allow_other_workers": True} if worker else {}
         return client.submit(dask_fit, config, shipped[config["target"]], *args, key=key,
                              pure=False, **where)
@@ -145,46 +152,60 @@ def run_dask(tasks, job, client, on_done, n_leaders: int, progress: bool) -> Non
     for address, info in sorted(workers.items()):
         hosts.setdefault(info.get("host", address), address)
     first, *others = hosts.values()
-    futures, warm = {}, []
+    fits, warm, waiting, rest = {}, {}, {}, []
+    running = distributed.as_completed()
+    bar = None
     try:
-        for index, config in tasks[:n_leaders]:
-            f = submit(index, config, f"ksdnumba-fit-{job['keys'][index]}-{token}", first)
-            futures[f.key] = (index, f)
-            # The other hosts compile too, with the same fit; its result is dropped.
-            warm += [submit(index, config, f"ksdnumba-warm-{job['keys'][index]}-{h}-{token}", a)
-                     for h, a in enumerate(others)]
-        _collect([f for _, f in futures.values()], futures, on_done, distributed)
-        distributed.wait(warm)
-        rest = {}
-        for index, config in tasks[n_leaders:]:
-            f = submit(index, config, f"ksdnumba-fit-{job['keys'][index]}-{token}")
-            rest[f.key] = (index, f)
-        bar = None
-        if progress and rest:
-            bar = _progress_bar(distributed, [f for _, f in rest.values()])
-        _collect([f for _, f in rest.values()], rest, on_done, distributed)
+        for g, group in enumerate(groups):
+            index, config = group[0]
+            f = submit(config, f"ksdnumba-fit-{keys[index]}-{token}", first)
+            fits[f.key] = (index, g, f)
+            for h, address in enumerate(others):
+                w = submit(config, f"ksdnumba-warm-{keys[index]}-{h}-{token}", address)
+                warm[w.key] = (g, w)
+                running.add(w)
+            running.add(f)
+            waiting[g] = 1 + len(others)
+        released = 0
+        for future in running:
+            key = future.key
+            if key in warm:
+                g, _ = warm.pop(key)
+                leader = True
+            else:
+                index, g, _ = fits.pop(key)
+                leader = index == groups[g][0][0]
+                if future.status == "finished":
+                    on_done(index, future.result(), True)
+                else:  # the task itself never raises: Dask lost it (KilledWorker, cancelled)
+                    exc = future.exception()
+                    on_done(index, failed(f"{type(exc).__name__}: {exc}"), False)
+            if leader:  # the rest stay referenced by `rest` until the progress bar is done
+                future.release()
+            else:
+                continue
+            waiting[g] -= 1
+            if waiting[g]:
+                continue
+            for index, config in groups[g][1:]:
+                f = submit(config, f"ksdnumba-fit-{keys[index]}-{token}")
+                fits[f.key] = (index, g, f)
+                rest.append(f)
+                running.add(f)
+            released += 1
+            if released == len(groups) and progress and rest:
+                bar = _progress_bar(distributed, rest)
         if bar is not None:
             bar.join(timeout=5.0)
     except BaseException:
-        client.cancel([f for _, f in futures.values()] + warm + list(shipped.values()))
+        client.cancel([f for *_, f in fits.values()] + [w for _, w in warm.values()])
         raise
     finally:
-        warm.clear()
+        rest.clear()
         client.cancel(list(shipped.values()) + ([inits] if not isinstance(inits, dict) else []))
 
 
-def _collect(futures, by_key, on_done, distributed) -> None:
-    for future in distributed.as_completed(futures):
-        index, _ = by_key.pop(future.key)
-        if future.status == "finished":
-            on_done(index, future.result(), True)
-        else:  # the task itself never raises: Dask lost it (KilledWorker, cancelled)
-            exc = future.exception()
-            on_done(index, failed(f"{type(exc).__name__}: {exc}"), False)
-        future.release()
-
-
-def _progress_bar(distributed, futures) -> None:
+def _progress_bar(distributed, futures):
     """Dask's own progress bar, drawn by a thread of its own while this one collects."""
     def draw():
         try:

@@ -83,12 +83,59 @@ class ProgressBar:
             self.stream.flush()
 
 
-def run_in_process(tasks, job, on_done) -> None:
-    """Run the fits one after the other in this process."""
-    for index, config in tasks:
+def run_in_process(groups, job, on_done) -> None:
+    """Run the fits one after the other in this process, in the order of the configurations."""
+    for index, config in sorted(task for group in groups for task in group):
         record = run_fit(config, job["targets"][config["target"]], job["inits"], job["keep"],
                          job["yardstick"], job["threads"])
         on_done(index, record, True)
+
+
+class WarmUpQueue:
+    """The fits of a sweep, handed out so that numba's cache is filled once.
+
+    ``groups`` are lists of ``(index, config)`` that compile the same kernels;
+    the first of each is its leader. Leaders are handed out one at a time, and
+    the rest of a group only once its leader has finished: with an empty cache,
+    one process compiles each kernel while the others wait or run fits of groups
+    already compiled, instead of every worker compiling the same kernels at once.
+    """
+
+    def __init__(self, groups):
+        self.leaders = deque(group[0] for group in groups)
+        self.rest = [deque(group[1:]) for group in groups]
+        self.group_of = {index: g for g, group in enumerate(groups) for index, _ in group}
+        self.unfinished_leaders = {group[0][0] for group in groups}
+        self.released: list[int] = []
+        self.leader_running = False
+
+    def __bool__(self) -> bool:
+        return bool(self.leaders) or any(self.rest)
+
+    def take(self):
+        """The next task to run, or None when every pending one must wait for a leader."""
+        if not self.leader_running and self.leaders:
+            self.leader_running = True
+            return self.leaders.popleft()
+        for g in self.released:
+            if self.rest[g]:
+                return self.rest[g].popleft()
+        return None
+
+    def finished(self, index: int) -> None:
+        """A task is done, or given up: a finished leader releases its group."""
+        if index in self.unfinished_leaders:
+            self.unfinished_leaders.discard(index)
+            self.leader_running = False
+            self.released.append(self.group_of[index])
+
+    def put_back(self, task) -> None:
+        """A task whose worker died runs again, first."""
+        if task[0] in self.unfinished_leaders:
+            self.leaders.appendleft(task)
+            self.leader_running = False
+        else:
+            self.rest[self.group_of[task[0]]].appendleft(task)
 
 
 def _worker_main(conn, payload: bytes) -> None:
@@ -119,14 +166,12 @@ class _Worker:
         self.task = None
 
 
-def run_pool(tasks, job, n_workers: int, on_done, n_leaders: int) -> None:
-    """Run the fits in ``n_workers`` spawned processes.
+def run_pool(groups, job, n_workers: int, on_done) -> None:
+    """Run the fits in ``n_workers`` spawned processes, warming numba's cache first.
 
-    The first ``n_leaders`` tasks run one at a time before the others are
-    handed out: with numba's cache empty, they compile the kernels once, in one
-    process, instead of in every worker at the same moment. A worker that dies
-    has its fit handed to a fresh worker; after :data:`MAX_DEATHS` deaths the
-    fit is recorded as failed.
+    Fits are handed out by a :class:`WarmUpQueue`. A worker that dies has its
+    fit handed to a fresh worker; after :data:`MAX_DEATHS` deaths the fit is
+    recorded as failed.
     """
     import multiprocessing
     from multiprocessing.connection import wait
@@ -134,35 +179,34 @@ def run_pool(tasks, job, n_workers: int, on_done, n_leaders: int) -> None:
     check_not_bootstrapping("kn.sweep(client=<int>)")
     context = multiprocessing.get_context("spawn")
     payload = pickle.dumps(job, protocol=5)
-    pending = deque(tasks)
-    leaders = {index for index, _ in tasks[:n_leaders]}
+    queue = WarmUpQueue(groups)
     deaths: dict[int, int] = {}
-    workers = [_Worker(context, payload) for _ in range(min(n_workers, len(tasks)))]
+    n_tasks = sum(len(group) for group in groups)
+    workers = [_Worker(context, payload) for _ in range(min(n_workers, n_tasks))]
     try:
-        while pending or any(w.task is not None for w in workers):
+        while queue or any(w.task is not None for w in workers):
             for w in workers:
-                if not (w.ready and w.task is None and pending):
-                    continue
-                if leaders and (pending[0][0] not in leaders
-                                or any(v.task is not None for v in workers)):
-                    break  # warm-up: one leader at a time, the rest after them
-                w.task = pending.popleft()
-                w.conn.send(w.task)
+                if w.ready and w.task is None:
+                    task = queue.take()
+                    if task is None:
+                        break
+                    w.task = task
+                    w.conn.send(task)
             wait([w.conn for w in workers] + [w.process.sentinel for w in workers])
             for w in list(workers):
-                alive = _receive(w, on_done, leaders)
+                alive = _receive(w, on_done, queue)
                 if alive and w.process.is_alive():
                     continue
                 w.process.join()
                 workers.remove(w)
-                _bury(w, pending, deaths, leaders, on_done)
-                if pending and len(workers) < n_workers:
+                _bury(w, queue, deaths, on_done)
+                if queue and len(workers) < n_workers:
                     workers.append(_Worker(context, payload))
     finally:
         _stop(workers)
 
 
-def _receive(w, on_done, leaders) -> bool:
+def _receive(w, on_done, queue) -> bool:
     """Take every message a worker has sent; False if its pipe is closed."""
     try:
         while w.conn.poll():
@@ -172,14 +216,14 @@ def _receive(w, on_done, leaders) -> bool:
             else:
                 _, index, record = message
                 w.task = None
-                leaders.discard(index)
+                queue.finished(index)
                 on_done(index, record, True)
     except (EOFError, OSError):
         return False
     return True
 
 
-def _bury(w, pending, deaths, leaders, on_done) -> None:
+def _bury(w, queue, deaths, on_done) -> None:
     code = w.process.exitcode
     if not w.ready:
         raise RuntimeError(
@@ -193,9 +237,9 @@ def _bury(w, pending, deaths, leaders, on_done) -> None:
     index, config = w.task
     deaths[index] = deaths.get(index, 0) + 1
     if deaths[index] < MAX_DEATHS:
-        pending.appendleft(w.task)
+        queue.put_back(w.task)
         return
-    leaders.discard(index)
+    queue.finished(index)
     on_done(index, failed(
         f"WorkerDied: the worker process died {deaths[index]} times while running this fit "
         f"(last exit code {code})"
@@ -203,15 +247,24 @@ def _bury(w, pending, deaths, leaders, on_done) -> None:
 
 
 def _stop(workers) -> None:
+    """Tell the workers to exit; do not wait for an interpreter to wind down.
+
+    A worker that has been told exits on its own (about a second for numba and
+    SciPy to unload); as daemon processes, any still alive when this process
+    exits are ended by :mod:`multiprocessing`. A worker busy with a fit (Ctrl-C)
+    gets a moment to finish, then is terminated.
+    """
     for w in workers:
         try:
             w.conn.send(None)
         except (OSError, ValueError):
             pass
-    deadline = time.monotonic() + 5.0
-    for w in workers:
+    busy = [w for w in workers if w.task is not None]
+    deadline = time.monotonic() + 2.0
+    for w in busy:
         w.process.join(timeout=max(0.0, deadline - time.monotonic()))
         if w.process.is_alive():
             w.process.terminate()
             w.process.join()
+    for w in workers:
         w.conn.close()
