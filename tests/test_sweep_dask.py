@@ -81,6 +81,23 @@ def test_workers_with_another_ksdnumba_are_refused(client, monkeypatch):
     monkeypatch.setattr(_dask, "environment", lambda: {**here, "source": "edited"})
     with pytest.warns(RuntimeWarning, match="from sources that differ"):
         kn.sweep(small_grid(target="wide", seed=5), TARGETS, client=client, progress=False)
+    monkeypatch.setattr(_dask, "environment", lambda: here)
+
+    def missing():
+        raise ModuleNotFoundError("No module named 'ksdnumba'")
+
+    # the scheduler unpickles the tasks: it needs ksdnumba too (this one runs here, in
+    # this process, so the function is replaced here)
+    monkeypatch.setattr(_dask, "worker_environment", missing)
+    with pytest.raises(RuntimeError, match="ksdnumba cannot run on the Dask scheduler tcp://"
+                                           ".*: ModuleNotFoundError: No module named 'ksdnumba'. "
+                                           "Install ksdnumba 0.1.0.dev0 there"):
+        kn.sweep(small_grid(target="wide"), TARGETS, client=client, progress=False)
+
+
+def test_the_same_sources_give_no_warning(client, recwarn):
+    kn.sweep(small_grid(target="wide", seed=6), TARGETS, client=client, progress=False)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
 
 def test_numba_threads_are_set_inside_each_task(client):

@@ -75,33 +75,52 @@ def worker_environment():
     return environment()
 
 
+def _problem(address, env, here, where):
+    """What is wrong with the environment ``env`` of ``address``, or None."""
+    if isinstance(env, BaseException):
+        what = f"{type(env).__name__}: {env}" if type(env) is not Exception else str(env)
+        return (
+            f"ksdnumba cannot run on the Dask {where} {address}: {what}. Install ksdnumba "
+            f"{here['ksdnumba']} there, in its Python environment (the same version as here)"
+        )
+    if env["ksdnumba"] != here["ksdnumba"]:
+        return (
+            f"the Dask {where} {address} runs ksdnumba {env['ksdnumba']}, this process "
+            f"runs {here['ksdnumba']}: install the same version everywhere"
+        )
+    return None
+
+
 def check_workers(client, timeout: float = 60.0) -> dict:
-    """Check that every worker runs this ksdnumba; return the workers' info by address."""
+    """Check that the scheduler and every worker run this ksdnumba; return the workers' info.
+
+    The scheduler unpickles the tasks, so it needs the package too.
+    """
+    address = client.scheduler.address
+    here = environment()
+    try:
+        env = client.run_on_scheduler(worker_environment)
+    except Exception as exc:
+        env = exc
+    problem = _problem(address, env, here, "scheduler")
+    if problem:
+        raise RuntimeError(problem)
     if not client.scheduler_info()["workers"]:
         try:
             client.wait_for_workers(1, timeout=timeout)
         except TimeoutError:
             raise RuntimeError(
-                f"no Dask worker joined the scheduler {client.scheduler.address} within "
-                f"{timeout:.0f} s; start some with `dask worker {client.scheduler.address}`"
+                f"no Dask worker joined the scheduler {address} within {timeout:.0f} s; "
+                f"start some with `dask worker {address}`"
             ) from None
-    here = environment()
     found = client.run(worker_environment, on_error="return")
-    for address, env in found.items():
-        if isinstance(env, BaseException):
-            raise RuntimeError(
-                f"ksdnumba cannot run on the Dask worker {address}: {type(env).__name__}: "
-                f"{env}. Install ksdnumba {here['ksdnumba']} there, in the worker's Python "
-                "environment (the same version as here)"
-            )
-        if env["ksdnumba"] != here["ksdnumba"]:
-            raise RuntimeError(
-                f"the Dask worker {address} runs ksdnumba {env['ksdnumba']}, this process "
-                f"runs {here['ksdnumba']}: install the same version everywhere"
-            )
+    for worker, env in found.items():
+        problem = _problem(worker, env, here, "worker")
+        if problem:
+            raise RuntimeError(problem)
         if env["source"] != here["source"]:
             warnings.warn(
-                f"the Dask worker {address} runs ksdnumba {env['ksdnumba']} from sources that "
+                f"the Dask worker {worker} runs ksdnumba {env['ksdnumba']} from sources that "
                 "differ from this process's (an edited checkout?); results may differ",
                 RuntimeWarning, stacklevel=4,
             )
