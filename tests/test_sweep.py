@@ -285,6 +285,20 @@ def test_resume_after_an_interrupted_run_recomputes_nothing_finished(tmp_path):
     assert_same_fits(final, whole)
 
 
+def test_nothing_starts_when_every_fit_is_on_disk(tmp_path, monkeypatch):
+    from ksdnumba._sweep import _api
+
+    configs = small_grid(target="wide", seed=range(2), max_iter=3)
+    kn.sweep(configs, TARGETS, directory=tmp_path, progress=False)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("a pool was started")
+
+    monkeypatch.setattr(_api, "run_pool", fail)
+    assert kn.sweep(configs, TARGETS, client=2, directory=tmp_path,
+                    progress=False).n_reused == 2
+
+
 def test_a_damaged_file_is_recomputed_and_a_changed_target_is_reported(tmp_path):
     configs = small_grid(target="wide", seed=range(2))
     s = kn.sweep(configs, TARGETS, directory=tmp_path, progress=False)
@@ -422,6 +436,24 @@ def test_pool_records_a_fit_that_always_kills_its_worker(tmp_path):
     assert s[1].error is None
     # lost to the machinery, not to the fit: not stored, tried again next time
     assert [p.name for p in tmp_path.glob("fit-*.npz")] == [f"fit-{s[1].key}.npz"]
+
+
+def test_pool_needs_targets_that_pickle():
+    import threading
+
+    class Locked:
+        def __init__(self):
+            self.lock = threading.Lock()
+            self.n_dims = 2
+
+        def score(self, x):
+            return -x
+
+    configs = kn.grid(method="svgd", n=10, step=0.1, max_iter=2)
+    assert kn.sweep(configs, {"t": Locked()}, progress=False).n_errors == 0  # here: no pickle
+    with pytest.raises(TypeError, match="target 't' cannot be sent to worker processes, even "
+                                        "with cloudpickle: TypeError: cannot pickle"):
+        kn.sweep(configs, {"t": Locked()}, client=2, progress=False)
 
 
 def test_pool_refuses_to_start_from_a_child_importing_the_script(monkeypatch):

@@ -365,7 +365,7 @@ def sweep(
             if found is None:
                 continue
             record, digest = found
-            records[i] = FitResult(config=configs[i], key=key, reused=True, **record)
+            records[i] = _row(configs[i], key, record, reused=True)
             name = configs[i]["target"]
             if digest is not None and digests.get(name) not in (None, digest):
                 changed.add(name)
@@ -380,8 +380,7 @@ def sweep(
     bar = ProgressBar(len(configs), len(configs) - len(todo), enabled=progress and kind != "dask")
 
     def on_done(index, record, final):
-        records[index] = FitResult(config=configs[index], key=keys[index], reused=False,
-                                   **record)
+        records[index] = _row(configs[index], keys[index], record, reused=False)
         if store is not None and final:
             store.save(keys[index], configs[index], record, keep,
                        digests.get(configs[index]["target"]))
@@ -389,18 +388,20 @@ def sweep(
 
     job = {"keep": keep, "yardstick": yardstick, "threads": threads, "keys": keys}
     try:
-        if kind == "in-process":
+        if not todo:
+            pass  # everything was on disk: no pool, no cluster to start
+        elif kind == "in-process":
             job.update(targets=targets, inits=user_inits)
             run_in_process(groups, job, on_done)
         elif kind == "pool":
-            job.update(targets=shipped, inits={k: Shipped(v) for k, v in user_inits.items()})
+            job.update(targets=shipped, inits=_ship_inits(user_inits))
             if threads is None:
                 job["threads"] = max(1, available_cores() // client)
             run_pool(groups, job, client, on_done)
         else:
             from ._dask import connect, run_dask
 
-            job.update(targets=shipped, inits={k: Shipped(v) for k, v in user_inits.items()})
+            job.update(targets=shipped, inits=_ship_inits(user_inits))
             dask_client, close = connect(client)
             try:
                 run_dask(groups, job, dask_client, on_done, progress)
@@ -409,6 +410,20 @@ def sweep(
     finally:
         bar.close()
     return SweepResult(records, directory, time.perf_counter() - start)
+
+
+_ROW_FIELDS = ("fun", "objective", "nit", "nfev", "success", "status", "message", "time",
+               "threads", "error")
+
+
+def _row(config, key, record, reused):
+    """A :class:`FitResult`, its fields in a fixed order whatever the record's."""
+    return FitResult(config=config, key=key, **{k: record.get(k) for k in _ROW_FIELDS},
+                     reused=reused, x=record.get("x"), result=record.get("result"))
+
+
+def _ship_inits(inits):
+    return {name: _ship(f, f"init {name!r}", True) for name, f in inits.items()}
 
 
 def _check_threads(threads):
