@@ -109,3 +109,13 @@ def test_numba_threads_are_set_inside_each_task(client):
     s = kn.sweep(configs, TARGETS, client=client, threads_per_fit=2, progress=False)
     assert [row.threads for row in s] == [min(2, numba_max)] * 2
     assert_same_fits(s, kn.sweep(configs, TARGETS, progress=False))
+
+
+def test_local_cluster_with_dasks_progress_bar(capsys):
+    configs = small_grid(target="wide", seed=range(3), max_iter=5)
+    s = kn.sweep(configs, TARGETS, client="local", progress=True)
+    assert s.n_errors == 0
+    assert_same_fits(s, kn.sweep(configs, TARGETS, progress=False))
+    captured = capsys.readouterr()
+    assert "100% Completed" in captured.out  # Dask's bar, not ours
+    assert "sweep [" not in captured.err

@@ -8,12 +8,14 @@ imports Dask. What this runner does, and why:
 - targets travel as small tasks of their own (not ``client.scatter``): when the
   only worker holding one dies, Dask recomputes it instead of cancelling every fit
   that needs it;
-- the task function lives in ksdnumba and the same version must run everywhere:
-  checked on every worker before anything is submitted;
+- the task function lives in ksdnumba and the same version must run everywhere
+  (the scheduler unpickles the tasks too): checked on the scheduler and on every
+  worker before anything is submitted;
 - numba's thread count is set inside each task (the worker's own settings do not
   reach numba), to the worker's number of threads by default;
-- one fit per group runs on one worker of each host before the others fan out,
-  so the workers of a host do not all compile the same kernels at once.
+- the first fit of each group runs on one worker of each host before the rest of
+  its group fans out, so the workers of a host do not all compile the same
+  kernels at once.
 """
 
 from __future__ import annotations
