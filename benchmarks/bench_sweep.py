@@ -49,7 +49,7 @@ def main():
 
     start = time.perf_counter()
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None)
+                           dashboard_address=":0")
     client = Client(cluster)
     print(f"{'LocalCluster start':<34} {time.perf_counter() - start:6.2f} s")
     try:

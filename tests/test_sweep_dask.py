@@ -17,7 +17,7 @@ from test_sweep import TARGETS, KillsItsWorker, assert_same_fits, small_grid  # 
 @pytest.fixture(scope="module")
 def client():
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
+                                       dashboard_address=":0")
     c = distributed.Client(cluster)
     yield c
     c.close()

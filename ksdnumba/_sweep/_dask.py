@@ -55,9 +55,11 @@ def connect(client):
     distributed = import_distributed()
     if isinstance(client, str) and client == "local":
         check_not_bootstrapping("kn.sweep(client='local')")
+        # The scheduler serves HTTP even without a dashboard, on 8787 unless told:
+        # a free port instead, so that a second cluster does not warn about it.
         cluster = distributed.LocalCluster(
             n_workers=available_cores(), threads_per_worker=1, processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",
         )
         c = distributed.Client(cluster)
 
