@@ -144,6 +144,13 @@ def test_bad_arguments_raise():
         kn.sweep(good, TARGETS, threads_per_fit=0)
     with pytest.raises(ValueError, match="unknown yardstick key 'h'; valid keys are 'kernel'"):
         kn.sweep(good, TARGETS, yardstick={"h": 1.0})
+    with pytest.raises(ValueError, match="unknown yardstick kernel 'rbf'; valid names are "
+                                         "'gaussian', 'imq', 'linear'"):
+        kn.sweep(good, TARGETS, yardstick={"kernel": "rbf"})
+    with pytest.raises(ValueError, match="yardstick bw must be positive"):
+        kn.sweep(good, TARGETS, yardstick={"bw": 0.0})
+    with pytest.raises(ValueError, match="beta must be in the open interval"):
+        kn.sweep(good, TARGETS, yardstick={"kernel": "imq", "beta": 1.5})
     with pytest.raises(ValueError, match="would hide the built-in"):
         kn.sweep(good, TARGETS, inits={"normal": lambda n, d, rng: np.zeros((n, d))})
     with pytest.raises(TypeError, match="must be callable as f\\(n, d, rng\\)"):
@@ -198,6 +205,10 @@ def test_rows_are_the_fits_of_the_methods():
     s2 = kn.sweep(configs, TARGETS, progress=False, yardstick={"bw": 1.0}, keep="none")
     assert [row.fun for row in s2] == [kn.ksd(row.x, target, bw=1.0) for row in s]
     assert s2.x == [None] * 4
+    # "median" is taken at the initial particles, as the fits take it
+    s3 = kn.sweep(configs[1:2], TARGETS, progress=False, yardstick={"bw": "median"})
+    start = np.random.default_rng(3).standard_normal((20, 2))  # configs[1]'s x0
+    assert s3[0].fun == kn.ksd(s[1].x, target, bw=kn.median_bandwidth(start))
 
 
 def test_user_inits_and_targets_without_dimension():

@@ -17,8 +17,10 @@ from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
+from .._validation import check_beta, check_bw, check_option
 from ..contenders import mmd_lbfgs, svgd
 from ..descent import ksdd_gradient, ksdd_lbfgs
+from ..objective import KERNELS
 
 #: The methods a configuration may name, and the function that runs each.
 METHODS: dict[str, Callable] = {
@@ -268,6 +270,13 @@ def check_yardstick(yardstick) -> dict | None:
                 f"unknown yardstick key {key!r}; valid keys are {_names(YARDSTICK_KEYS)}"
             )
         out[key] = _scalar(value, f"yardstick[{key!r}]")
+    # Checked here, once: a wrong yardstick would fail every row.
+    if "kernel" in out:
+        check_option(out["kernel"], "yardstick kernel", KERNELS)
+    if "bw" in out and out["bw"] != "median":
+        check_bw(out["bw"], "yardstick bw")
+    if "beta" in out:
+        check_beta(out["beta"])
     return out
 
 
