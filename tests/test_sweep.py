@@ -411,6 +411,39 @@ def test_shipping_keeps_read_only_arrays_and_lambdas():
     assert shipped.load() is shipped.load()  # once per process
 
 
+def test_fits_in_one_process_run_one_at_a_time():
+    # Two fits at once in one process abort it under numba's workqueue layer: a Dask
+    # worker with several threads must run its fits one after the other.
+    import threading
+    import time
+
+    from ksdnumba._sweep._task import run_fit
+
+    active, most = [0], [0]
+
+    class Watched:
+        n_dims = 2
+
+        def score(self, x):
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+            time.sleep(0.002)
+            active[0] -= 1
+            return -x
+
+    config = {"method": "svgd", "target": "w", "n": 10, "step": 0.1, "max_iter": 20,
+              "init": "normal", "seed": 0}
+    records = []
+    threads = [threading.Thread(target=lambda: records.append(
+        run_fit(config, Watched(), {}, "x", None, 1))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [r["error"] for r in records] == [None] * 3
+    assert most[0] == 1
+
+
 # ---------------------------------------------------------------- the process pool
 
 

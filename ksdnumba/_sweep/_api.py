@@ -217,7 +217,7 @@ def sweep(
         - ``init`` (default ``"normal"``): ``"normal"`` (standard normal),
           ``"init1"``, ``"init2"``, ``"init3"`` (the three starts of the
           ``plot_minima`` example: :math:`0.5\,\mathcal N(0, I)` with the first
-          coordinate set to 0, left as is, or scaled to :math:`0.05\,\mathcal
+          coordinate set to 0, left as is, or drawn from :math:`0.05\,\mathcal
           N(0, 1)`; they need ``d >= 2``), or a key of `inits`;
         - ``seed`` (default 0): x0 is ``init(n, d, np.random.default_rng(seed))``;
         - ``d``: the dimension, for targets without an ``n_dims`` attribute;
