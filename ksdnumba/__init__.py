@@ -7,6 +7,7 @@ Numba-compiled loops and handed to SciPy's L-BFGS-B.
 
 from . import datasets
 from ._result import SamplingResult
+from ._sweep import FitResult, SweepResult, grid, sweep
 from .contenders import mmd_lbfgs, svgd
 from .descent import ksdd_gradient, ksdd_lbfgs
 from .metrics import amari_distance, histogram_kl, ksd, median_bandwidth, mode_occupancy
@@ -24,12 +25,15 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "BayesianICA",
     "BayesianLogisticRegression",
+    "FitResult",
     "Gaussian",
     "GaussianMixture",
     "SamplingResult",
     "ScoreFunction",
+    "SweepResult",
     "amari_distance",
     "datasets",
+    "grid",
     "histogram_kl",
     "ksd",
     "ksd_and_grad",
@@ -39,4 +43,5 @@ __all__ = [
     "mode_occupancy",
     "mmd_lbfgs",
     "svgd",
+    "sweep",
 ]
