@@ -1,0 +1,428 @@
+r"""Numba CPU kernels for Stein-kernel *values*: thinning columns and bootstrap forms.
+
+Stein thinning and the KSD test need no gradient in ``x``, only values of the
+Stein kernel :math:`k_p`: one column :math:`k_p(x_i, x_c)` per greedy step, and
+quadratic forms :math:`w_b^\top H w_b` of the Stein matrix
+:math:`H_{ij} = k_p(x_i, x_j)` for every bootstrap draw. Neither ever holds an
+``n x n`` matrix.
+
+Preconditioned kernels (thinning)
+---------------------------------
+The base kernels act on distances through a symmetric positive definite matrix
+:math:`L`, written in its eigenbasis :math:`L = Q \Lambda Q^\top`: the caller
+rotates the points and scores (``x Q``, ``s Q``; nothing to do when :math:`L`
+is diagonal) and passes the eigenvalues :math:`\lambda_k` as ``weights``. In
+that frame, with :math:`u = x_i - x_c`,
+
+.. math::
+
+    \rho = u^\top L u = \sum_k \lambda_k u_k^2, \quad
+    a = u^\top L^2 u = \sum_k \lambda_k^2 u_k^2, \quad
+    b = (s_i - s_c)^\top L u, \quad S = s_i \cdot s_c,
+
+all O(d) per pair instead of the O(d^2) of a matrix product. The IMQ kernel
+:math:`k = (1 + \rho)^{-1/2}` (Riabiz et al. 2022, :math:`c = 1`, exponent
+:math:`-1/2`) has the Stein kernel, with :math:`q = 1 + \rho`,
+
+.. math::
+
+    k_p = S q^{-1/2} + (\operatorname{tr} L + b)\, q^{-3/2} - 3 a\, q^{-5/2},
+
+and the Gaussian kernel :math:`k = e^{-\rho / 2}` the Stein kernel
+:math:`k_p = k (S + b + \operatorname{tr} L - a)`.
+
+The greedy loop (:func:`greedy_thinning`) is compiled whole: each step adds
+twice the new column to the running objective, in parallel over blocks of rows
+(each block owned by one thread), and finds the block's smallest value; the
+blocks' minima are combined in block order, so ties go to the lowest index and
+results are bit-identical between runs and between the parallel driver and its
+serial twin. Memory: O(n d) for the points, O(n) for the objective.
+
+Radial kernels with a bandwidth (the KSD test)
+----------------------------------------------
+The package's kernels (``bw`` a squared length scale, IMQ exponent
+:math:`-\beta`): :math:`k_p = \phi S - 2\phi' (D \cdot u + d) - 4 r^2 \phi''`
+with :math:`\phi(r^2)` the profile, and the linear kernel
+:math:`k_p = (x \cdot y) S + s(x) \cdot x + s(y) \cdot y + d`.
+:func:`quadratic_forms` tiles the matrix in ``T x T`` blocks (upper triangle
+only: :math:`H` is symmetric), computes each tile, multiplies it by the tile's
+rows of the weights ``W`` (``n x B``, one column per draw) with BLAS, and
+accumulates :math:`\sum_{i \in I} W_{ib} (H_{IJ} W_J)_{ib}`, twice for the
+off-diagonal tiles. O(n (d + B)) memory, O(n^2 (d + B)) time. Threads take row
+tiles in pairs (``I`` and ``n_tiles - 1 - I``) so that their work is even, and
+each row tile's sums are added in a fixed order.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ._cpu import _KERNEL, _exp_scalar, _n_chunks, _ordered_sum, _wide_vectors, SERIAL_MAX_N
+
+# Preconditioned kernels of Stein thinning.
+P_IMQ = 0
+P_GAUSSIAN = 1
+# Kernels of the KSD test (the package's conventions).
+GAUSSIAN = 0
+IMQ = 1
+LINEAR = 2
+
+_BLOCK = 256
+_TILE = 256
+
+
+# --------------------------------------------------------------------------- thinning
+
+
+@njit(**_KERNEL)
+def _column_block(kind, xT, sT, weights, trace, c, i0, m, out, acc):
+    r"""``out[:m] = k_p(x_i, x_c)`` for rows ``i0 .. i0 + m - 1`` (preconditioned).
+
+    ``acc`` is a ``(4, >= m)`` scratch array for :math:`\rho, a, b, S`.
+    """
+    _wide_vectors()
+    d = xT.shape[0]
+    rho, a2, b, S = acc[0], acc[1], acc[2], acc[3]
+    for ii in range(m):
+        rho[ii] = 0.0
+        a2[ii] = 0.0
+        b[ii] = 0.0
+        S[ii] = 0.0
+    for k in range(d):
+        lk = weights[k]
+        yk = xT[k, c]
+        tk = sT[k, c]
+        xk = xT[k, i0:i0 + m]
+        sk = sT[k, i0:i0 + m]
+        for ii in range(m):
+            lu = lk * (xk[ii] - yk)
+            rho[ii] += lu * (xk[ii] - yk)
+            a2[ii] += lu * lu
+            b[ii] += (sk[ii] - tk) * lu
+            S[ii] += sk[ii] * tk
+    if kind == P_IMQ:
+        for ii in range(m):
+            w = 1.0 / (1.0 + rho[ii])
+            p = np.sqrt(w)
+            out[ii] = p * (S[ii] + w * ((trace + b[ii]) - 3.0 * a2[ii] * w))
+    else:
+        for ii in range(m):
+            p = _exp_scalar(-0.5 * rho[ii])
+            out[ii] = p * (S[ii] + b[ii] + trace - a2[ii])
+
+
+@njit(**_KERNEL)
+def _column_serial(kind, xT, sT, weights, trace, c, out):
+    n = xT.shape[1]
+    acc = np.empty((4, min(n, _BLOCK)))
+    for i0 in range(0, n, _BLOCK):
+        m = min(_BLOCK, n - i0)
+        _column_block(kind, xT, sT, weights, trace, c, i0, m, out[i0:i0 + m], acc)
+
+
+def stein_column(kind, xT, sT, weights, trace, c):
+    r"""Column ``c`` of a preconditioned Stein kernel: ``k_p(x_i, x_c)`` for every ``i``.
+
+    Parameters
+    ----------
+    kind : int
+        :data:`P_IMQ` or :data:`P_GAUSSIAN`.
+    xT, sT : ndarray of shape (d, n), float64, C-contiguous
+        Points and scores, transposed, in the eigenbasis of :math:`L`.
+    weights : ndarray of shape (d,)
+        Eigenvalues :math:`\lambda_k` of :math:`L`.
+    trace : float
+        :math:`\operatorname{tr} L = \sum_k \lambda_k`.
+    c : int
+        The column's point.
+
+    Returns
+    -------
+    ndarray of shape (n,)
+    """
+    out = np.empty(xT.shape[1])
+    _column_serial(kind, xT, sT, weights, float(trace), int(c), out)
+    return out
+
+
+def stein_diagonal(sT, trace):
+    r""":math:`k_p(x_i, x_i) = |s_i|^2 + \operatorname{tr} L` for both preconditioned kernels."""
+    return np.einsum("ki,ki->i", sT, sT) + trace
+
+
+def _greedy_body(kind, xT, sT, weights, trace, diag, lap, logp, lam, m, idx, totals,
+                 n_chunks):
+    """The greedy loop; compiled twice below (parallel and serial twins)."""
+    n = xT.shape[1]
+    regularized = lap.shape[0] > 0
+    obj = diag.copy()
+    chunk_val = np.empty(n_chunks)
+    chunk_idx = np.empty(n_chunks, dtype=np.int64)
+    scratch = np.empty((n_chunks, 5, min(n, _BLOCK)))
+    total = 0.0
+    for t in range(m):
+        step = t + 1.0
+        for ch in prange(n_chunks):
+            lo = ch * n // n_chunks
+            hi = (ch + 1) * n // n_chunks
+            buf = scratch[ch]
+            best = np.inf
+            best_i = -1
+            for i0 in range(lo, hi, _BLOCK):
+                mm = min(_BLOCK, hi - i0)
+                if t > 0:
+                    col = buf[4]
+                    _column_block(kind, xT, sT, weights, trace, idx[t - 1], i0, mm, col, buf)
+                    for ii in range(mm):
+                        obj[i0 + ii] += 2.0 * col[ii]
+                for ii in range(mm):
+                    i = i0 + ii
+                    v = obj[i]
+                    if regularized:
+                        v += lap[i] - lam * step * logp[i]
+                    if best_i < 0 or v < best:  # strict: ties keep the lower index
+                        best = v
+                        best_i = i
+            chunk_val[ch] = best
+            chunk_idx[ch] = best_i
+        best = chunk_val[0]
+        best_i = chunk_idx[0]
+        for ch in range(1, n_chunks):
+            v = chunk_val[ch]
+            if chunk_idx[ch] >= 0 and (best_i < 0 or v < best):
+                best = v
+                best_i = chunk_idx[ch]
+        idx[t] = best_i
+        # sum_{a, b <= t} k_p(x_{i_a}, x_{i_b}) grows by the kernel part of the
+        # objective at the new point: its diagonal plus twice its column sums.
+        total += obj[best_i]
+        totals[t] = total
+
+
+_greedy_parallel = njit(parallel=True, **_KERNEL)(_greedy_body)
+_greedy_serial = njit(**_KERNEL)(_greedy_body)
+
+
+def greedy_thinning(kind, xT, sT, weights, trace, m, lap=None, logp=None, lam=0.0,
+                    parallel=None):
+    r"""Greedy Stein thinning: ``m`` indices and the running kernel sums.
+
+    Step :math:`t` picks
+
+    .. math::
+
+        i_t = \operatorname{argmin}_i \Big[ k_p(x_i, x_i)
+            + 2 \sum_{s < t} k_p(x_i, x_{i_s})
+            + \Delta_i - \lambda\, t \log p_i \Big],
+
+    ties to the lowest index, the last two terms only when ``lap`` and ``logp``
+    are given (regularised thinning, Benard et al. 2023).
+
+    Parameters
+    ----------
+    kind : int
+        :data:`P_IMQ` or :data:`P_GAUSSIAN`.
+    xT, sT : ndarray of shape (d, n), float64, C-contiguous
+        Points and scores, transposed, in the eigenbasis of :math:`L`.
+    weights : ndarray of shape (d,)
+        Eigenvalues of :math:`L`.
+    trace : float
+        Their sum.
+    m : int
+        Number of points to pick, >= 1.
+    lap, logp : ndarray of shape (n,) or None
+        The regularisation's Laplacian term and log density.
+    lam : float
+        Weight of the entropic term.
+    parallel : bool or None
+        Threaded driver; None decides from ``n``.
+
+    Returns
+    -------
+    idx : ndarray of shape (m,), int64
+    totals : ndarray of shape (m,)
+        :math:`\sum_{a, b \le t} k_p(x_{i_a}, x_{i_b})`, the unnormalised squared
+        KSD of the first ``t`` picks.
+    """
+    n = xT.shape[1]
+    diag = stein_diagonal(sT, trace)
+    if lap is None:
+        lap = np.empty(0)
+        logp = np.empty(0)
+    idx = np.empty(m, dtype=np.int64)
+    totals = np.empty(m)
+    use_parallel = n > SERIAL_MAX_N if parallel is None else bool(parallel)
+    if use_parallel:
+        _greedy_parallel(kind, xT, sT, weights, float(trace), diag, lap, logp, float(lam),
+                         m, idx, totals, _n_chunks(n))
+    else:
+        _greedy_serial(kind, xT, sT, weights, float(trace), diag, lap, logp, float(lam), m,
+                       idx, totals, 1)
+    return idx, totals
+
+
+# --------------------------------------------------------------------------- KSD test
+
+
+@njit(**_KERNEL)
+def _stein_tile(kind, xT, sT, sx, bw, beta, i0, ni, j0, nj, H, buf):
+    """``H[a, b] = k_p(x_{i0 + a}, x_{j0 + b})`` for the package's kernels.
+
+    ``H`` is ``(ni, nj)``, C-contiguous; ``buf`` a ``(3, >= nj)`` scratch array.
+    ``sx[i] = s_i . x_i`` (linear kernel only).
+    """
+    _wide_vectors()
+    d = xT.shape[0]
+    r2, S, Du = buf[0], buf[1], buf[2]
+    inv_h = 1.0 / bw
+    c1 = -beta * inv_h
+    c2 = -(beta + 1.0) * inv_h
+    for a in range(ni):
+        i = i0 + a
+        row = H[a]
+        for jj in range(nj):
+            r2[jj] = 0.0
+            S[jj] = 0.0
+            Du[jj] = 0.0
+        if kind == LINEAR:  # r2 holds x_i . x_j
+            for k in range(d):
+                xik = xT[k, i]
+                sik = sT[k, i]
+                xk = xT[k, j0:j0 + nj]
+                sk = sT[k, j0:j0 + nj]
+                for jj in range(nj):
+                    r2[jj] += xik * xk[jj]
+                    S[jj] += sik * sk[jj]
+            for jj in range(nj):
+                row[jj] = r2[jj] * S[jj] + sx[i] + sx[j0 + jj] + d
+            continue
+        for k in range(d):
+            xik = xT[k, i]
+            sik = sT[k, i]
+            xk = xT[k, j0:j0 + nj]
+            sk = sT[k, j0:j0 + nj]
+            for jj in range(nj):
+                u = xik - xk[jj]
+                r2[jj] += u * u
+                S[jj] += sik * sk[jj]
+                Du[jj] += (sik - sk[jj]) * u
+        if kind == GAUSSIAN:
+            for jj in range(nj):
+                p = _exp_scalar(-0.5 * inv_h * r2[jj])
+                row[jj] = p * (S[jj] + (Du[jj] + d) * inv_h - r2[jj] * inv_h * inv_h)
+        elif beta == 0.5:
+            for jj in range(nj):
+                w = 1.0 / (1.0 + inv_h * r2[jj])
+                p = np.sqrt(w)
+                p1 = c1 * w * p
+                p2 = c2 * w * p1
+                row[jj] = p * S[jj] - 2.0 * p1 * (Du[jj] + d) - 4.0 * r2[jj] * p2
+        else:
+            for jj in range(nj):
+                q = 1.0 + inv_h * r2[jj]
+                w = 1.0 / q
+                p = np.exp(-beta * np.log(q))
+                p1 = c1 * w * p
+                p2 = c2 * w * p1
+                row[jj] = p * S[jj] - 2.0 * p1 * (Du[jj] + d) - 4.0 * r2[jj] * p2
+
+
+def stein_block(kind, x, s, bw, beta, i0, ni, j0, nj):
+    """A block of the Stein matrix, ``(ni, nj)``, through the compiled tile (for tests)."""
+    xT = np.ascontiguousarray(x.T, dtype=np.float64)
+    sT = np.ascontiguousarray(s.T, dtype=np.float64)
+    sx = np.einsum("ij,ij->i", s, x)
+    H = np.empty((ni, nj))
+    _stein_tile(kind, xT, sT, sx, float(bw), float(beta), i0, ni, j0, nj, H,
+                np.empty((3, max(nj, 1))))
+    return H
+
+
+def _forms_body(kind, xT, sT, sx, bw, beta, W, tile, partial):
+    """``partial[I, b] = sum_{i in I} W[i, b] (H W)[i, b]`` over the upper tiles."""
+    n = xT.shape[1]
+    B = W.shape[1]
+    n_tiles = (n + tile - 1) // tile
+    n_tasks = (n_tiles + 1) // 2
+    for task in prange(n_tasks):
+        hbuf = np.empty(tile * tile)
+        G = np.empty((tile, B))
+        buf = np.empty((3, tile))
+        for side in range(2):
+            # int64: the prange index may be unsigned, and int64 - uint64 is a float
+            first = np.int64(task)
+            I = first if side == 0 else n_tiles - 1 - first
+            if side == 1 and I == first:
+                continue
+            i0 = I * tile
+            ni = min(tile, n - i0)
+            acc = partial[I]
+            for b in range(B):
+                acc[b] = 0.0
+            for J in range(I, n_tiles):
+                j0 = J * tile
+                nj = min(tile, n - j0)
+                H = hbuf[:ni * nj].reshape((ni, nj))
+                _stein_tile(kind, xT, sT, sx, bw, beta, i0, ni, j0, nj, H, buf)
+                Gs = G[:ni]
+                np.dot(H, W[j0:j0 + nj], Gs)
+                factor = 1.0 if J == I else 2.0
+                for a in range(ni):
+                    wa = W[i0 + a]
+                    ga = Gs[a]
+                    for b in range(B):
+                        acc[b] += factor * wa[b] * ga[b]
+
+
+_forms_parallel = njit(parallel=True, **_KERNEL)(_forms_body)
+_forms_serial = njit(**_KERNEL)(_forms_body)
+
+
+@njit(cache=True)
+def _sum_rows(partial, out):
+    for b in range(partial.shape[1]):
+        out[b] = _ordered_sum(partial[:, b])
+
+
+def quadratic_forms(kind, x, s, bw, beta, W, tile=_TILE, parallel=None):
+    r"""``w_b^T H w_b`` for every column ``w_b`` of ``W``, without forming ``H``.
+
+    Parameters
+    ----------
+    kind : int
+        :data:`GAUSSIAN`, :data:`IMQ` or :data:`LINEAR`.
+    x, s : ndarray of shape (n, d)
+        Points and scores.
+    bw, beta : float
+        Bandwidth (squared length scale) and IMQ exponent.
+    W : ndarray of shape (n, B), float64
+        One column of weights per draw.
+    tile : int
+        Side of the square tiles of ``H``.
+    parallel : bool or None
+        Threaded driver; None decides from ``n``.
+
+    Returns
+    -------
+    ndarray of shape (B,)
+        :math:`\sum_{i, j} W_{ib} H_{ij} W_{jb}`.
+    """
+    xT = np.ascontiguousarray(x.T, dtype=np.float64)
+    sT = np.ascontiguousarray(s.T, dtype=np.float64)
+    sx = np.einsum("ij,ij->i", s, x)
+    W = np.ascontiguousarray(W, dtype=np.float64)
+    n = x.shape[0]
+    tile = int(min(tile, n))
+    n_tiles = (n + tile - 1) // tile
+    partial = np.empty((n_tiles, W.shape[1]))
+    use_parallel = n > SERIAL_MAX_N if parallel is None else bool(parallel)
+    if use_parallel and n_tiles > 1:
+        # numba's threads each call BLAS: BLAS's own threads would fight them.
+        from ..descent import _single_threaded_blas
+
+        with _single_threaded_blas():
+            _forms_parallel(kind, xT, sT, sx, float(bw), float(beta), W, tile, partial)
+    else:
+        _forms_serial(kind, xT, sT, sx, float(bw), float(beta), W, tile, partial)
+    out = np.empty(W.shape[1])
+    _sum_rows(partial, out)
+    return out
