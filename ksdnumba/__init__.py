@@ -9,6 +9,7 @@ from . import datasets
 from ._result import SamplingResult
 from .contenders import mmd_lbfgs, svgd
 from .descent import ksdd_gradient, ksdd_lbfgs
+from .gof import KSDTestResult, ksd_test
 from .metrics import amari_distance, histogram_kl, ksd, median_bandwidth, mode_occupancy
 from .objective import ksd_and_grad
 from .targets import (
@@ -18,6 +19,7 @@ from .targets import (
     GaussianMixture,
     ScoreFunction,
 )
+from .thinning import ThinningResult, stein_thinning
 
 __version__ = "0.1.0.dev0"
 
@@ -26,17 +28,21 @@ __all__ = [
     "BayesianLogisticRegression",
     "Gaussian",
     "GaussianMixture",
+    "KSDTestResult",
     "SamplingResult",
     "ScoreFunction",
+    "ThinningResult",
     "amari_distance",
     "datasets",
     "histogram_kl",
     "ksd",
     "ksd_and_grad",
+    "ksd_test",
     "ksdd_gradient",
     "ksdd_lbfgs",
     "median_bandwidth",
     "mode_occupancy",
     "mmd_lbfgs",
+    "stein_thinning",
     "svgd",
 ]
