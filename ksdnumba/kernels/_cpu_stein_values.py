@@ -445,14 +445,16 @@ def quadratic_forms(kind, x, s, bw, beta, W, tile=_TILE, parallel=None):
     n_tiles = (n + tile - 1) // tile
     partial = np.empty((n_tiles, W.shape[1]))
     use_parallel = n > SERIAL_MAX_N if parallel is None else bool(parallel)
-    if use_parallel and n_tiles > 1:
-        # numba's threads each call BLAS: BLAS's own threads would fight them.
-        from ..descent import _single_threaded_blas
+    # One BLAS thread per caller: numba's threads each call BLAS, whose own threads
+    # would fight them; and even alone, OpenBLAS's two threads made a 100 x 100
+    # product 100 times slower (16 ms instead of 0.15) on a 2-core machine.
+    from ..descent import _single_threaded_blas
 
-        with _single_threaded_blas():
+    with _single_threaded_blas():
+        if use_parallel and n_tiles > 1:
             _forms_parallel(kind, xT, sT, sx, float(bw), float(beta), W, tile, partial)
-    else:
-        _forms_serial(kind, xT, sT, sx, float(bw), float(beta), W, tile, partial)
+        else:
+            _forms_serial(kind, xT, sT, sx, float(bw), float(beta), W, tile, partial)
     out = np.empty(W.shape[1])
     _sum_rows(partial, out)
     return out
