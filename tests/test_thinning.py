@@ -399,3 +399,25 @@ def test_validation_survives_python_O():
     proc = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_gallery_example_runs(tmp_path):
+    pytest.importorskip("matplotlib")
+    import os
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    script = root / "examples" / "plot_stein_thinning.py"
+    # This checkout's package first, installed or not.
+    path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path,
+                          env={**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": path},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    png = tmp_path / "plot_stein_thinning.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
+    low = {line.split(":")[0]: int(line.split(", ")[1].split("%")[0])
+           for line in proc.stdout.splitlines() if "low-density regions" in line}
+    assert low["regularised Stein thinning"] < low["Stein thinning"], proc.stdout
+    burn, after = [line for line in proc.stdout.splitlines() if line.startswith("KSD test")]
+    assert burn.endswith("reject: True") and after.endswith("reject: False"), proc.stdout
