@@ -68,6 +68,10 @@ LINEAR = 2
 
 _BLOCK = 256
 _TILE = 256
+# The greedy loop wakes the threads once per step: below this many coordinates
+# (n d) a step is too short (~10 microseconds) to gain from a second thread, and
+# on a loaded machine each wake-up can cost far more than that.
+_GREEDY_SERIAL_MAX_WORK = 2**15
 
 
 # --------------------------------------------------------------------------- thinning
@@ -280,7 +284,7 @@ def greedy_thinning(kind, xT, sT, weights, trace, m, lap=None, logp=None, lam=0.
         logp = np.empty(0)
     idx = np.empty(m, dtype=np.int64)
     totals = np.empty(m)
-    use_parallel = n > SERIAL_MAX_N if parallel is None else bool(parallel)
+    use_parallel = n * xT.shape[0] > _GREEDY_SERIAL_MAX_WORK if parallel is None else bool(parallel)
     if use_parallel:
         _greedy_parallel(kind, xT, sT, weights, float(trace), diag, lap, logp, float(lam),
                          m, idx, totals, _n_chunks(n))
