@@ -183,47 +183,58 @@ def stein_diagonal(sT, trace):
     return np.einsum("ki,ki->i", sT, sT) + trace
 
 
-def _greedy_body(kind, xT, sT, weights, trace, diag, lap, logp, lam, m, idx, totals,
-                 n_chunks):
-    """The greedy loop; compiled twice below (parallel and serial twins)."""
-    n = xT.shape[1]
+@njit(**_KERNEL)
+def _greedy_rows(kind, xT, sT, weights, trace, obj, lap, logp, lam, step, c, lo, hi, buf):
+    """One greedy step on rows ``lo .. hi - 1``: add twice column ``c`` (none if
+    ``c < 0``) to ``obj``; return the rows' smallest value and its first index."""
     regularized = lap.shape[0] > 0
+    best = np.inf
+    best_i = -1
+    for i0 in range(lo, hi, _BLOCK):
+        mm = min(_BLOCK, hi - i0)
+        if c >= 0:
+            col = buf[4]
+            _column_block(kind, xT, sT, weights, trace, c, i0, mm, col, buf)
+            for ii in range(mm):
+                obj[i0 + ii] += 2.0 * col[ii]
+        for ii in range(mm):
+            i = i0 + ii
+            v = obj[i]
+            if regularized:
+                v += lap[i] - lam * step * logp[i]
+            if best_i < 0 or v < best:  # strict: ties keep the lower index
+                best = v
+                best_i = i
+    return best, best_i
+
+
+# The parallel and serial drivers are two functions around the same row function,
+# not one body compiled twice: numba's cache keys a function by its bytecode and
+# signature, not its flags, so twins compiled from one body would share (and
+# overwrite) one cache entry.
+
+
+@njit(parallel=True, **_KERNEL)
+def _greedy_parallel(kind, xT, sT, weights, trace, diag, lap, logp, lam, m, idx, totals,
+                     n_chunks):
+    n = xT.shape[1]
     obj = diag.copy()
     chunk_val = np.empty(n_chunks)
     chunk_idx = np.empty(n_chunks, dtype=np.int64)
     scratch = np.empty((n_chunks, 5, min(n, _BLOCK)))
     total = 0.0
     for t in range(m):
-        step = t + 1.0
+        c = idx[t - 1] if t > 0 else -1
         for ch in prange(n_chunks):
-            lo = ch * n // n_chunks
-            hi = (ch + 1) * n // n_chunks
-            buf = scratch[ch]
-            best = np.inf
-            best_i = -1
-            for i0 in range(lo, hi, _BLOCK):
-                mm = min(_BLOCK, hi - i0)
-                if t > 0:
-                    col = buf[4]
-                    _column_block(kind, xT, sT, weights, trace, idx[t - 1], i0, mm, col, buf)
-                    for ii in range(mm):
-                        obj[i0 + ii] += 2.0 * col[ii]
-                for ii in range(mm):
-                    i = i0 + ii
-                    v = obj[i]
-                    if regularized:
-                        v += lap[i] - lam * step * logp[i]
-                    if best_i < 0 or v < best:  # strict: ties keep the lower index
-                        best = v
-                        best_i = i
-            chunk_val[ch] = best
-            chunk_idx[ch] = best_i
+            v, i = _greedy_rows(kind, xT, sT, weights, trace, obj, lap, logp, lam, t + 1.0, c,
+                                ch * n // n_chunks, (ch + 1) * n // n_chunks, scratch[ch])
+            chunk_val[ch] = v
+            chunk_idx[ch] = i
         best = chunk_val[0]
         best_i = chunk_idx[0]
-        for ch in range(1, n_chunks):
-            v = chunk_val[ch]
-            if chunk_idx[ch] >= 0 and (best_i < 0 or v < best):
-                best = v
+        for ch in range(1, n_chunks):  # in order: ties keep the lower index
+            if chunk_val[ch] < best:
+                best = chunk_val[ch]
                 best_i = chunk_idx[ch]
         idx[t] = best_i
         # sum_{a, b <= t} k_p(x_{i_a}, x_{i_b}) grows by the kernel part of the
@@ -232,8 +243,19 @@ def _greedy_body(kind, xT, sT, weights, trace, diag, lap, logp, lam, m, idx, tot
         totals[t] = total
 
 
-_greedy_parallel = njit(parallel=True, **_KERNEL)(_greedy_body)
-_greedy_serial = njit(**_KERNEL)(_greedy_body)
+@njit(**_KERNEL)
+def _greedy_serial(kind, xT, sT, weights, trace, diag, lap, logp, lam, m, idx, totals):
+    n = xT.shape[1]
+    obj = diag.copy()
+    buf = np.empty((5, min(n, _BLOCK)))
+    total = 0.0
+    for t in range(m):
+        c = idx[t - 1] if t > 0 else -1
+        _, best_i = _greedy_rows(kind, xT, sT, weights, trace, obj, lap, logp, lam, t + 1.0, c,
+                                 0, n, buf)
+        idx[t] = best_i
+        total += obj[best_i]
+        totals[t] = total
 
 
 def greedy_thinning(kind, xT, sT, weights, trace, m, lap=None, logp=None, lam=0.0,
@@ -290,7 +312,7 @@ def greedy_thinning(kind, xT, sT, weights, trace, m, lap=None, logp=None, lam=0.
                          m, idx, totals, _n_chunks(n))
     else:
         _greedy_serial(kind, xT, sT, weights, float(trace), diag, lap, logp, float(lam), m,
-                       idx, totals, 1)
+                       idx, totals)
     return idx, totals
 
 
@@ -371,44 +393,61 @@ def stein_block(kind, x, s, bw, beta, i0, ni, j0, nj):
     return H
 
 
-def _forms_body(kind, xT, sT, sx, bw, beta, W, tile, partial):
-    """``partial[I, b] = sum_{i in I} W[i, b] (H W)[i, b]`` over the upper tiles."""
+@njit(**_KERNEL)
+def _forms_row_tile(kind, xT, sT, sx, bw, beta, W, tile, I, out, hbuf, G, buf):
+    """``out[b] = sum_{i in I} W[i, b] (sum_{J >= I} f_J H_{IJ} W_J)[i, b]``, f_J = 2
+    off the diagonal tile, 1 on it: row tile ``I``'s share of every form."""
     n = xT.shape[1]
     B = W.shape[1]
     n_tiles = (n + tile - 1) // tile
-    n_tasks = (n_tiles + 1) // 2
-    for task in prange(n_tasks):
-        hbuf = np.empty(tile * tile)
-        G = np.empty((tile, B))
-        buf = np.empty((3, tile))
-        for side in range(2):
-            # int64: the prange index may be unsigned, and int64 - uint64 is a float
-            first = np.int64(task)
-            I = first if side == 0 else n_tiles - 1 - first
-            if side == 1 and I == first:
-                continue
-            i0 = I * tile
-            ni = min(tile, n - i0)
-            acc = partial[I]
+    i0 = I * tile
+    ni = min(tile, n - i0)
+    for b in range(B):
+        out[b] = 0.0
+    for J in range(I, n_tiles):
+        j0 = J * tile
+        nj = min(tile, n - j0)
+        H = hbuf[:ni * nj].reshape((ni, nj))
+        _stein_tile(kind, xT, sT, sx, bw, beta, i0, ni, j0, nj, H, buf)
+        Gs = G[:ni]
+        np.dot(H, W[j0:j0 + nj], Gs)
+        factor = 1.0 if J == I else 2.0
+        for a in range(ni):
+            wa = W[i0 + a]
+            ga = Gs[a]
             for b in range(B):
-                acc[b] = 0.0
-            for J in range(I, n_tiles):
-                j0 = J * tile
-                nj = min(tile, n - j0)
-                H = hbuf[:ni * nj].reshape((ni, nj))
-                _stein_tile(kind, xT, sT, sx, bw, beta, i0, ni, j0, nj, H, buf)
-                Gs = G[:ni]
-                np.dot(H, W[j0:j0 + nj], Gs)
-                factor = 1.0 if J == I else 2.0
-                for a in range(ni):
-                    wa = W[i0 + a]
-                    ga = Gs[a]
-                    for b in range(B):
-                        acc[b] += factor * wa[b] * ga[b]
+                out[b] += factor * wa[b] * ga[b]
 
 
-_forms_parallel = njit(parallel=True, **_KERNEL)(_forms_body)
-_forms_serial = njit(**_KERNEL)(_forms_body)
+@njit(parallel=True, **_KERNEL)
+def _forms_parallel(kind, xT, sT, sx, bw, beta, W, tile, partial):
+    n = xT.shape[1]
+    n_tiles = (n + tile - 1) // tile
+    # Row tile I has n_tiles - I tiles to its right: a task takes I and
+    # n_tiles - 1 - I, so that every task has the same work.
+    for task in prange((n_tiles + 1) // 2):
+        hbuf = np.empty(tile * tile)
+        G = np.empty((tile, W.shape[1]))
+        buf = np.empty((3, tile))
+        # int64: the prange index may be unsigned, and int64 - uint64 is a float
+        first = np.int64(task)
+        _forms_row_tile(kind, xT, sT, sx, bw, beta, W, tile, first, partial[first], hbuf, G,
+                        buf)
+        last = n_tiles - 1 - first
+        if last != first:
+            _forms_row_tile(kind, xT, sT, sx, bw, beta, W, tile, last, partial[last], hbuf, G,
+                            buf)
+
+
+@njit(**_KERNEL)
+def _forms_serial(kind, xT, sT, sx, bw, beta, W, tile, partial):
+    n = xT.shape[1]
+    n_tiles = (n + tile - 1) // tile
+    hbuf = np.empty(tile * tile)
+    G = np.empty((tile, W.shape[1]))
+    buf = np.empty((3, tile))
+    for I in range(n_tiles):
+        _forms_row_tile(kind, xT, sT, sx, bw, beta, W, tile, I, partial[I], hbuf, G, buf)
 
 
 @njit(cache=True)
