@@ -24,8 +24,8 @@ from ._validation import (
     check_target_dims,
 )
 from .kernels import _cpu_stein_values as _values
+from .kernels._backend import BACKENDS
 from .targets import as_score_target
-from .thinning import _cpu_only
 
 __all__ = ["KSDTestResult", "ksd_test"]
 
@@ -184,7 +184,13 @@ def ksd_test(x, target, *, kernel="imq", bw=1.0, beta=0.5, n_bootstrap=1000, alp
     alpha = check_fraction(alpha, "alpha")
     bootstrap = check_option(bootstrap, "bootstrap", BOOTSTRAPS)
     rng = check_random_state(random_state)
-    backend = _cpu_only(backend, "ksd_test")
+    backend = check_option(backend, "backend", BACKENDS)
+    if backend == "cuda":
+        raise ValueError(
+            "ksd_test runs on the CPU only (its bootstrap has no CUDA version yet); use "
+            "backend='cpu' or 'auto'"
+        )
+    backend = "cpu"
     s = check_finite_field(call_target(target.score, "score", x), x, "score")
 
     kind = _KINDS[kernel]

@@ -21,7 +21,7 @@ from ._validation import (
     check_spd,
 )
 from .kernels import _cpu_stein_values as _values
-from .kernels._backend import BACKENDS
+from .kernels._backend import BACKENDS, resolve_backend
 
 __all__ = ["ThinningResult", "stein_thinning"]
 
@@ -301,8 +301,12 @@ def stein_thinning(sample, scores, m, *, kernel="imq", preconditioner="sclmed",
         or :math:`\Delta^+ \log p` itself (``(n,)``, used as given, so in the
         standardised coordinates when ``standardize=True``). A 2-D array is
         always the Hessian's diagonal (also ``(n, 1)`` at ``d = 1``).
-    backend : {"auto", "cpu"}
-        Thinning runs on the CPU; ``"auto"`` is the CPU and ``"cuda"`` raises.
+    backend : {"auto", "cpu", "cuda"}
+        Where the greedy steps run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
+        NVIDIA GPU through numba.cuda, one launch per step; needs numba-cuda and
+        raises RuntimeError without a usable GPU) or ``"auto"``, which is the CPU
+        (the GPU step is checked in numba's CUDA simulator but not yet timed on a
+        GPU, so it is not chosen by itself).
 
     Returns
     -------
@@ -364,7 +368,10 @@ def stein_thinning(sample, scores, m, *, kernel="imq", preconditioner="sclmed",
     s = check_like(scores, x, "scores", "sample")
     m = check_positive_int(m, "m", minimum=1)
     kernel = check_option(kernel, "kernel", THINNING_KERNELS)
-    backend = _cpu_only(backend, "stein_thinning")
+    backend = check_option(backend, "backend", BACKENDS)
+    # "auto" stays on the CPU: the GPU step has been checked in numba's simulator,
+    # not yet timed on a GPU against the CPU loop.
+    backend = "cpu" if backend == "auto" else resolve_backend(backend)
     if not isinstance(standardize, (bool, np.bool_)):
         raise TypeError(f"standardize must be True or False, got {standardize!r}")
     n, d = x.shape
@@ -384,7 +391,11 @@ def stein_thinning(sample, scores, m, *, kernel="imq", preconditioner="sclmed",
     lam, logp, lap = _regularization(regularize, m, target, log_p, laplacian, x0, scale)
     xr, sr = (x, s) if Q is None else (x @ Q, s @ Q)
     kind = _values.P_IMQ if kernel == "imq" else _values.P_GAUSSIAN
-    idx, totals = _values.greedy_thinning(
+    if backend == "cuda":
+        from .kernels import _cuda_stein_values as module
+    else:
+        module = _values
+    idx, totals = module.greedy_thinning(
         kind, np.ascontiguousarray(xr.T), np.ascontiguousarray(sr.T),
         np.ascontiguousarray(weights, dtype=np.float64), float(np.sum(weights)), m,
         lap, logp, 0.0 if lam is None else lam,
@@ -394,12 +405,3 @@ def stein_thinning(sample, scores, m, *, kernel="imq", preconditioner="sclmed",
                           kernel=kernel, regularize=lam, backend=backend)
 
 
-def _cpu_only(backend, name):
-    """Check ``backend``; these run on the CPU: ``"cuda"`` raises, ``"auto"`` is ``"cpu"``."""
-    backend = check_option(backend, "backend", BACKENDS)
-    if backend == "cuda":
-        raise ValueError(
-            f"{name} runs on the CPU only (its compiled kernels have no CUDA version "
-            "yet); use backend='cpu' or 'auto'"
-        )
-    return "cpu"

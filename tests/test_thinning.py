@@ -360,7 +360,6 @@ def test_degenerate_samples():
     ({"scores": np.full((40, 2), np.nan)}, ValueError, "scores contains non-finite"),
     ({"sample": np.full((40, 2), np.inf)}, ValueError, "sample contains non-finite"),
     ({"kernel": "linear"}, ValueError, "unknown kernel 'linear'"),
-    ({"backend": "cuda"}, ValueError, "runs on the CPU only"),
     ({"backend": "gpu"}, ValueError, "unknown backend 'gpu'"),
     ({"standardize": "yes"}, TypeError, "standardize must be True or False"),
     ({"regularize": True}, ValueError, "needs the log density and its Laplacian"),
@@ -383,6 +382,17 @@ def test_bad_arguments(kwargs, error, match):
     sample, scores = args.pop("sample"), args.pop("scores")
     with pytest.raises(error, match=match):
         kn.stein_thinning(sample, scores, 3, **args)
+
+
+def test_cuda_without_a_gpu_says_why(monkeypatch):
+    from ksdnumba.kernels import _backend
+
+    monkeypatch.setattr(_backend, "_simulating", lambda: False)
+    monkeypatch.setattr(_backend, "_cuda_status", lambda: (False, "no GPU in this test"))
+    x, s = _sample()
+    with pytest.raises(RuntimeError, match=r"backend='cuda' needs an NVIDIA GPU.*no GPU in this"):
+        kn.stein_thinning(x, s, 3, backend="cuda")
+    assert kn.stein_thinning(x, s, 3, backend="auto").backend == "cpu"
 
 
 def test_validation_survives_python_O():
