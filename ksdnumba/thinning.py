@@ -55,7 +55,7 @@ class ThinningResult(Result):
     regularize : float or None
         The entropic weight :math:`\\lambda` of regularised thinning, or None.
     backend : str
-        Where the columns were computed (``"cpu"``).
+        Where the greedy steps ran, ``"cpu"`` or ``"cuda"``.
     """
 
 

@@ -170,7 +170,6 @@ def test_power_against_a_shift(bootstrap):
     ({"n_bootstrap": 10.0}, TypeError, "n_bootstrap must be an integer"),
     ({"bw": -1.0}, ValueError, "bw must be positive"),
     ({"beta": 1.0}, ValueError, "beta must be in the open interval"),
-    ({"backend": "cuda"}, ValueError, "ksd_test runs on the CPU only"),
     ({"random_state": "seed"}, TypeError, "random_state must be None, an int"),
     ({"target": object()}, TypeError, "target must be an object with a score"),
     ({"target": lambda x: x * np.nan}, ValueError, "target.score returned non-finite"),
@@ -181,3 +180,15 @@ def test_bad_arguments(kwargs, error, match):
     x, target = args.pop("x"), args.pop("target")
     with pytest.raises(error, match=match):
         kn.ksd_test(x, target, n_bootstrap=args.pop("n_bootstrap", 10), **args)
+
+
+def test_cuda_without_a_gpu_says_why(monkeypatch):
+    from ksdnumba.kernels import _backend
+
+    monkeypatch.setattr(_backend, "_simulating", lambda: False)
+    monkeypatch.setattr(_backend, "_cuda_status", lambda: (False, "no GPU in this test"))
+    target = kn.Gaussian(np.zeros(1), 1.0)
+    x = target.sample(20, random_state=0)
+    with pytest.raises(RuntimeError, match=r"backend='cuda' needs an NVIDIA GPU.*no GPU in this"):
+        kn.ksd_test(x, target, n_bootstrap=5, backend="cuda")
+    assert kn.ksd_test(x, target, n_bootstrap=5, backend="auto").backend == "cpu"

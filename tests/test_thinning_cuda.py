@@ -75,3 +75,35 @@ def test_stein_thinning_on_cuda(monkeypatch):
     np.testing.assert_allclose(gpu.ksd, cpu.ksd, rtol=1e-10)
     assert (gpu.backend, cpu.backend) == ("cuda", "cpu")
     assert kn.stein_thinning(x, -x, 3, backend="auto").backend == "cpu"
+
+
+# --------------------------------------------------------------------------- KSD test
+
+FORM_TILE = 4 if SIMULATOR else None
+
+
+@pytest.mark.parametrize("kind, beta", [(sv.GAUSSIAN, 0.5), (sv.IMQ, 0.5), (sv.IMQ, 0.3),
+                                        (sv.LINEAR, 0.5)], ids=["gaussian", "imq", "imq-0.3",
+                                                                "linear"])
+@pytest.mark.parametrize("n, d, B", [(1, 2, 1), (13, 3, 6), (21, 1, 9)])
+def test_cuda_forms_match_cpu(kind, beta, n, d, B):
+    rng = np.random.default_rng(n + d + B)
+    x, s, W = rng.normal(size=(n, d)), rng.normal(size=(n, d)), rng.normal(size=(n, B))
+    gpu = cv.quadratic_forms(kind, x, s, 0.9, beta, W, tile=FORM_TILE)
+    cpu = sv.quadratic_forms(kind, x, s, 0.9, beta, W, parallel=False)
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-10, atol=1e-10 * np.abs(cpu).max())
+
+
+@pytest.mark.parametrize("bootstrap", ["wild", "multinomial"])
+def test_ksd_test_on_cuda(bootstrap, monkeypatch):
+    monkeypatch.setattr(cv, "_FORM_TILE", FORM_TILE or cv._FORM_TILE)
+    target = kn.Gaussian(np.zeros(2), 1.0)
+    x = target.sample(18, random_state=0) + 0.5
+    cpu = kn.ksd_test(x, target, n_bootstrap=7, random_state=1, bootstrap=bootstrap)
+    gpu = kn.ksd_test(x, target, n_bootstrap=7, random_state=1, bootstrap=bootstrap,
+                      backend="cuda")
+    assert (gpu.backend, cpu.backend) == ("cuda", "cpu")
+    np.testing.assert_allclose(gpu.statistic, cpu.statistic, rtol=1e-10)
+    np.testing.assert_allclose(gpu.bootstrap_statistics, cpu.bootstrap_statistics, rtol=1e-9,
+                               atol=1e-12 * np.abs(cpu.bootstrap_statistics).max())
+    assert gpu.pvalue == cpu.pvalue

@@ -1,4 +1,7 @@
-r"""numba.cuda kernel for Stein thinning's greedy step.
+r"""numba.cuda kernels for Stein thinning's greedy step and the KSD test's bootstrap.
+
+Thinning
+--------
 
 The same greedy loop as :func:`ksdnumba.kernels._cpu_stein_values.greedy_thinning`,
 with the same signature and returns, on an NVIDIA GPU. Each step is one launch:
@@ -12,8 +15,18 @@ CPU, and reads back only those minima and the objective at the pick: O(n / 256)
 numbers per step. Computed in float64, with IEEE division and square root.
 
 The points and scores are read as ``(d, n)`` arrays, so that the threads of a
-warp read consecutive addresses. This module imports :mod:`numba.cuda`; thinning
-imports it only when ``backend="cuda"`` asks for it.
+warp read consecutive addresses.
+
+The KSD test
+------------
+:func:`quadratic_forms` computes :math:`w_b^\top H w_b` for every draw as the
+CPU version does, with the Stein matrix's tiles computed in shared memory and
+multiplied there by the weights (:func:`_forms_kernel`); the whole matrix, not its
+upper triangle, and the blocks' row sums added on the host in a fixed order.
+
+Both are checked against the CPU kernels in numba's CUDA simulator
+(``tests/test_thinning_cuda.py``). This module imports :mod:`numba.cuda`;
+thinning and the test import it only when ``backend="cuda"`` asks for it.
 """
 
 import math
@@ -138,3 +151,113 @@ def greedy_thinning(kind, xT, sT, weights, trace, m, lap=None, logp=None, lam=0.
         total += float(d_obj[idx[t]:idx[t] + 1].copy_to_host()[0])
         totals[t] = total
     return idx, totals
+
+
+# --------------------------------------------------------------------------- KSD test
+
+_FORM_TILE = 16  # rows, draws and partners per tile: blocks of 16 x 16 threads
+
+_FORM_KERNELS = {}
+
+
+def _forms_kernel(tile):
+    r"""Build (once per tile size) the kernel of the bootstrap's products ``H W``.
+
+    Block ``(I, C)`` holds ``tile x tile`` threads, thread ``(r, c)`` owning row
+    ``i = I tile + r`` and draw ``b = C tile + c``. For each tile of partners
+    ``j``, the block computes the ``tile x tile`` entries :math:`H_{ij}` into
+    shared memory (each thread one), loads the partners' weights, and each thread
+    adds :math:`\sum_j H_{ij} W_{jb}`. It then writes
+    :math:`\sum_{i \in I} W_{ib} (H W)_{ib}`, summed over the block's rows in a
+    fixed order, to ``partial[I, b]``.
+    """
+    if tile in _FORM_KERNELS:
+        return _FORM_KERNELS[tile]
+    jit = cuda.jit if _simulating() else cuda.jit(cache=True)
+
+    @jit
+    def forms_kernel(kind, xT, sT, sx, bw, beta, W, partial):
+        Hs = cuda.shared.array((tile, tile), dtype=nb_float64)
+        Ws = cuda.shared.array((tile, tile), dtype=nb_float64)
+        r = cuda.threadIdx.x
+        c = cuda.threadIdx.y
+        d, n = xT.shape
+        B = W.shape[1]
+        i = cuda.blockIdx.x * tile + r
+        b = cuda.blockIdx.y * tile + c
+        inv_h = 1.0 / bw
+        acc = 0.0
+        for j0 in range(0, n, tile):
+            # thread (r, c) computes H[i, j0 + c] and loads W[j0 + r, b]
+            j = j0 + c
+            h = 0.0
+            if i < n and j < n:
+                r2 = 0.0
+                S = 0.0
+                Du = 0.0
+                for k in range(d):
+                    if kind == 2:  # linear: r2 holds x_i . x_j
+                        r2 += xT[k, i] * xT[k, j]
+                        S += sT[k, i] * sT[k, j]
+                    else:
+                        u = xT[k, i] - xT[k, j]
+                        r2 += u * u
+                        S += sT[k, i] * sT[k, j]
+                        Du += (sT[k, i] - sT[k, j]) * u
+                if kind == 2:
+                    h = r2 * S + sx[i] + sx[j] + d
+                elif kind == 0:  # Gaussian
+                    p = math.exp(-0.5 * inv_h * r2)
+                    h = p * (S + (Du + d) * inv_h - r2 * inv_h * inv_h)
+                else:  # IMQ
+                    q = 1.0 + inv_h * r2
+                    w = 1.0 / q
+                    p = math.sqrt(w) if beta == 0.5 else math.pow(q, -beta)
+                    p1 = -beta * inv_h * w * p
+                    p2 = -(beta + 1.0) * inv_h * w * p1
+                    h = p * S - 2.0 * p1 * (Du + d) - 4.0 * r2 * p2
+            Hs[r, c] = h
+            jr = j0 + r
+            Ws[r, c] = W[jr, b] if (jr < n and b < B) else 0.0
+            cuda.syncthreads()
+            for jj in range(tile):
+                acc += Hs[r, jj] * Ws[jj, c]
+            cuda.syncthreads()
+        # sum over the block's rows of W[i, b] (H W)[i, b], in row order
+        Hs[r, c] = W[i, b] * acc if (i < n and b < B) else 0.0
+        cuda.syncthreads()
+        if r == 0 and b < B:
+            total = 0.0
+            for rr in range(tile):
+                total += Hs[rr, c]
+            partial[cuda.blockIdx.x, b] = total
+
+    _FORM_KERNELS[tile] = forms_kernel
+    return forms_kernel
+
+
+def quadratic_forms(kind, x, s, bw, beta, W, tile=None):
+    r"""``w_b^T H w_b`` for every column of ``W`` on the GPU, without forming ``H``.
+
+    Parameters and returns as
+    :func:`ksdnumba.kernels._cpu_stein_values.quadratic_forms` (``kind`` one of its
+    ``GAUSSIAN``, ``IMQ``, ``LINEAR``); ``tile`` is the side of the thread blocks
+    (default 16).
+    """
+    tile = _FORM_TILE if tile is None else int(tile)
+    n = x.shape[0]
+    W = np.ascontiguousarray(W, dtype=np.float64)
+    B = W.shape[1]
+    kernel = _forms_kernel(tile)
+    grid = ((n + tile - 1) // tile, (B + tile - 1) // tile)
+    partial = cuda.device_array((grid[0], B), dtype=np.float64)
+    kernel[grid, (tile, tile)](
+        int(kind), cuda.to_device(np.ascontiguousarray(x.T, dtype=np.float64)),
+        cuda.to_device(np.ascontiguousarray(s.T, dtype=np.float64)),
+        cuda.to_device(np.einsum("ij,ij->i", s, x)), float(bw), float(beta),
+        cuda.to_device(W), partial)
+    rows = partial.copy_to_host()
+    out = np.zeros(B)
+    for I in range(rows.shape[0]):  # a fixed order
+        out += rows[I]
+    return out
