@@ -37,11 +37,11 @@ def _frame(n, d, seed, period=None):
 
 
 @pytest.mark.parametrize("kind", [sv.P_IMQ, sv.P_GAUSSIAN], ids=["imq", "gaussian"])
-@pytest.mark.parametrize("n, d", [(1, 2), (37, 3), (40, 1)])
+@pytest.mark.parametrize("n, d", [(1, 2), (37, 3)])
 @pytest.mark.parametrize("regularized", [False, True])
 def test_cuda_step_matches_cpu(kind, n, d, regularized):
     xT, sT, w = _frame(n, d, seed=n + d)
-    m = min(6, 2 * n)
+    m = min(5, 2 * n)
     extra = {}
     if regularized:
         rng = np.random.default_rng(1)
@@ -85,7 +85,7 @@ FORM_TILE = 4 if SIMULATOR else None
 @pytest.mark.parametrize("kind, beta", [(sv.GAUSSIAN, 0.5), (sv.IMQ, 0.5), (sv.IMQ, 0.3),
                                         (sv.LINEAR, 0.5)], ids=["gaussian", "imq", "imq-0.3",
                                                                 "linear"])
-@pytest.mark.parametrize("n, d, B", [(1, 2, 1), (13, 3, 6), (21, 1, 9)])
+@pytest.mark.parametrize("n, d, B", [(1, 2, 1), (13, 3, 6), (19, 1, 5)])
 def test_cuda_forms_match_cpu(kind, beta, n, d, B):
     rng = np.random.default_rng(n + d + B)
     x, s, W = rng.normal(size=(n, d)), rng.normal(size=(n, d)), rng.normal(size=(n, B))
