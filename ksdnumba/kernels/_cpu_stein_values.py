@@ -53,6 +53,8 @@ tiles in pairs (``I`` and ``n_tiles - 1 - I``) so that their work is even, and
 each row tile's sums are added in a fixed order.
 """
 
+import time
+
 import numpy as np
 from numba import njit, prange
 
@@ -215,15 +217,15 @@ def _greedy_rows(kind, xT, sT, weights, trace, obj, lap, logp, lam, step, c, lo,
 
 
 @njit(parallel=True, **_KERNEL)
-def _greedy_parallel(kind, xT, sT, weights, trace, diag, lap, logp, lam, m, idx, totals,
+def _greedy_parallel(kind, xT, sT, weights, trace, obj, lap, logp, lam, idx, totals, t0, t1,
                      n_chunks):
+    """Steps ``t0 .. t1 - 1``; ``obj`` holds the objective after step ``t0 - 1``."""
     n = xT.shape[1]
-    obj = diag.copy()
     chunk_val = np.empty(n_chunks)
     chunk_idx = np.empty(n_chunks, dtype=np.int64)
     scratch = np.empty((n_chunks, 5, min(n, _BLOCK)))
-    total = 0.0
-    for t in range(m):
+    total = totals[t0 - 1] if t0 > 0 else 0.0
+    for t in range(t0, t1):
         c = idx[t - 1] if t > 0 else -1
         for ch in prange(n_chunks):
             v, i = _greedy_rows(kind, xT, sT, weights, trace, obj, lap, logp, lam, t + 1.0, c,
@@ -244,18 +246,28 @@ def _greedy_parallel(kind, xT, sT, weights, trace, diag, lap, logp, lam, m, idx,
 
 
 @njit(**_KERNEL)
-def _greedy_serial(kind, xT, sT, weights, trace, diag, lap, logp, lam, m, idx, totals):
+def _greedy_serial(kind, xT, sT, weights, trace, obj, lap, logp, lam, idx, totals, t0, t1):
+    """Steps ``t0 .. t1 - 1`` as :func:`_greedy_parallel`, in one thread."""
     n = xT.shape[1]
-    obj = diag.copy()
     buf = np.empty((5, min(n, _BLOCK)))
-    total = 0.0
-    for t in range(m):
+    total = totals[t0 - 1] if t0 > 0 else 0.0
+    for t in range(t0, t1):
         c = idx[t - 1] if t > 0 else -1
         _, best_i = _greedy_rows(kind, xT, sT, weights, trace, obj, lap, logp, lam, t + 1.0, c,
                                  0, n, buf)
         idx[t] = best_i
         total += obj[best_i]
         totals[t] = total
+
+
+# The threads meet once per greedy step. On a machine shared with other work, a
+# thread that is descheduled holds up each meeting: measured here with two other
+# busy processes on 2 cores, 8-12 ms per step in parallel against 1.3-2.9 ms in
+# one thread (0.7 and 1.4 ms on the idle machine). The twins give bit-identical
+# results, so the loop times a few steps of each every _SEGMENT steps and runs
+# the rest of the segment with the faster.
+_PROBE = 2
+_SEGMENT = 128
 
 
 def greedy_thinning(kind, xT, sT, weights, trace, m, lap=None, logp=None, lam=0.0,
@@ -290,7 +302,9 @@ def greedy_thinning(kind, xT, sT, weights, trace, m, lap=None, logp=None, lam=0.
     lam : float
         Weight of the entropic term.
     parallel : bool or None
-        Threaded driver; None decides from ``n``.
+        True or False: the threaded driver or its serial twin for every step.
+        None: serial below ``n d`` = 2**15; above, whichever of the two a few
+        timed steps find faster, checked again every 128 steps.
 
     Returns
     -------
@@ -300,19 +314,36 @@ def greedy_thinning(kind, xT, sT, weights, trace, m, lap=None, logp=None, lam=0.
         KSD of the first ``t`` picks.
     """
     n = xT.shape[1]
-    diag = stein_diagonal(sT, trace)
+    obj = stein_diagonal(sT, trace)
     if lap is None:
         lap = np.empty(0)
         logp = np.empty(0)
     idx = np.empty(m, dtype=np.int64)
     totals = np.empty(m)
-    use_parallel = n * xT.shape[0] > _GREEDY_SERIAL_MAX_WORK if parallel is None else bool(parallel)
-    if use_parallel:
-        _greedy_parallel(kind, xT, sT, weights, float(trace), diag, lap, logp, float(lam),
-                         m, idx, totals, _n_chunks(n))
-    else:
-        _greedy_serial(kind, xT, sT, weights, float(trace), diag, lap, logp, float(lam), m,
-                       idx, totals)
+    args = (kind, xT, sT, weights, float(trace), obj, lap, logp, float(lam), idx, totals)
+    n_chunks = _n_chunks(n)
+
+    def run(threaded, t0, t1):
+        if threaded:
+            _greedy_parallel(*args, t0, t1, n_chunks)
+        else:
+            _greedy_serial(*args, t0, t1)
+
+    if parallel is not None or n * xT.shape[0] <= _GREEDY_SERIAL_MAX_WORK:
+        run(bool(parallel), 0, m)
+        return idx, totals
+    t = 0
+    while t < m:
+        seconds = []
+        for threaded in (True, False):
+            t1 = min(m, t + _PROBE)
+            start = time.perf_counter()
+            run(threaded, t, t1)
+            seconds.append((time.perf_counter() - start) / max(t1 - t, 1))
+            t = t1
+        t1 = min(m, t + _SEGMENT - 2 * _PROBE)
+        run(seconds[0] <= seconds[1], t, t1)
+        t = t1
     return idx, totals
 
 
