@@ -10,6 +10,7 @@ from ._result import SamplingResult
 from ._sweep import FitResult, SweepResult, grid, sweep
 from .contenders import mmd_lbfgs, svgd
 from .descent import ksdd_gradient, ksdd_lbfgs
+from .gof import KSDTestResult, ksd_test
 from .metrics import amari_distance, histogram_kl, ksd, median_bandwidth, mode_occupancy
 from .objective import ksd_and_grad
 from .targets import (
@@ -19,6 +20,7 @@ from .targets import (
     GaussianMixture,
     ScoreFunction,
 )
+from .thinning import ThinningResult, stein_thinning
 
 __version__ = "0.1.0.dev0"
 
@@ -28,20 +30,24 @@ __all__ = [
     "FitResult",
     "Gaussian",
     "GaussianMixture",
+    "KSDTestResult",
     "SamplingResult",
     "ScoreFunction",
     "SweepResult",
+    "ThinningResult",
     "amari_distance",
     "datasets",
     "grid",
     "histogram_kl",
     "ksd",
     "ksd_and_grad",
+    "ksd_test",
     "ksdd_gradient",
     "ksdd_lbfgs",
     "median_bandwidth",
     "mode_occupancy",
     "mmd_lbfgs",
+    "stein_thinning",
     "svgd",
     "sweep",
 ]

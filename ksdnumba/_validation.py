@@ -426,3 +426,60 @@ def check_square_matrices(m, name, allow_stack=True):
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains non-finite values (NaN or inf)")
     return arr
+
+
+# ------------------------------------------------------------- thinning and testing
+
+
+def check_like(values, x, name, x_name):
+    """Return `values` as a finite float64 array of `x`'s shape ``(n, d)``, or raise."""
+    arr = _numeric_matrix(values, name, "(n, d)", np.float64, copy=False)
+    if arr.shape != x.shape:
+        raise ValueError(
+            f"{name} must have the shape of {x_name}, {x.shape}, one row per point; "
+            f"got {arr.shape}"
+        )
+    return arr
+
+
+def check_per_point(values, n, name):
+    """Return `values` as a finite float64 ``(n,)`` array (``(n, 1)`` accepted), or raise."""
+    arr = np.asarray(values)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    ):
+        raise ValueError(f"{name} must be a numeric (real) array, got dtype {arr.dtype}")
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},), one value per point, got {arr.shape}")
+    arr = np.asarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    return arr
+
+
+def check_spd(matrix, d, name):
+    """Return a symmetric positive definite ``(d, d)`` float64 matrix and its eigh, or raise.
+
+    Returns ``(matrix, eigenvalues, eigenvectors)``; the matrix is symmetrised
+    exactly after a check that it was symmetric to ``1e-10`` relative.
+    """
+    arr = np.array(matrix, dtype=np.float64)
+    if arr.shape != (d, d):
+        raise ValueError(f"{name} must have shape ({d}, {d}), got {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains non-finite values (NaN or inf)")
+    scale = float(np.max(np.abs(arr)))
+    if float(np.max(np.abs(arr - arr.T))) > _SYMMETRY_RTOL * scale:
+        raise ValueError(f"{name} is not symmetric")
+    arr = 0.5 * (arr + arr.T)
+    values, vectors = np.linalg.eigh(arr)
+    # Relative to the largest eigenvalue: a matrix that rounding could make
+    # singular is refused, not inverted into garbage.
+    if not values[0] > d * np.finfo(np.float64).eps * max(values[-1], 0.0):
+        raise ValueError(
+            f"{name} is not positive definite (smallest eigenvalue {values[0]:.3g}, "
+            f"largest {values[-1]:.3g})"
+        )
+    return arr, values, vectors
