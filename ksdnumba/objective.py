@@ -91,7 +91,9 @@ def _diagonal_mixture_objective(x, means, precision, log_norm, kind, bw, beta):
     return total, gx
 
 
-cache_depends_on(_diagonal_mixture_objective, _cpu, _mixtures)
+# The CPU backend is a package: stamp each file whose compiled functions the
+# objective inlines, not only its __init__.
+cache_depends_on(_diagonal_mixture_objective, *_cpu._SOURCES, _mixtures)
 
 
 def _fused_mixture(target, kernel, backend):
