@@ -18,23 +18,19 @@ from ._validation import (
 )
 from .objective import make_objective
 
-_BLAS_CONTROLLER = None
-
 
 def _single_threaded_blas():
     """A context manager that holds BLAS to one thread, restoring it on exit.
 
     L-BFGS-B calls BLAS on tiny vectors between evaluations; with BLAS threads and
     numba's threads spinning on the same cores, a 50-particle fit on 2 cores ran
-    90 times slower. The controller is built once (it scans the loaded libraries)
-    after SciPy has loaded its own BLAS.
+    90 times slower. The switch is the CPU kernels' own
+    (:func:`ksdnumba.kernels._cpu._threads.single_threaded_blas`), one place for
+    the package's thread discipline.
     """
-    global _BLAS_CONTROLLER
-    if _BLAS_CONTROLLER is None:
-        from threadpoolctl import ThreadpoolController
+    from .kernels._cpu._threads import single_threaded_blas
 
-        _BLAS_CONTROLLER = ThreadpoolController()
-    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+    return single_threaded_blas()
 
 
 class _Run:

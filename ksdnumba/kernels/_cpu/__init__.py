@@ -74,7 +74,33 @@ starting the thread pool costs more than it saves). Memory is O(n d).
 NaN and infinity keep their IEEE meaning. The exp and log leave re-association
 out as well: it would undo their argument reductions.
 
+GEMM-tiled path
+---------------
+From a few dimensions on, the radial Stein sums take another road
+(:mod:`._tiled`): ``r2``, ``S`` and ``D . u`` of a tile of pairs come from Gram
+products (BLAS, through numba's ``np.dot``), one pass over the tile evaluates the
+same profile functions, and the gradients come back as products of the
+coefficient tiles with the particles and scores. It costs about ``14 d`` to
+``16 d`` flops per pair in matrix products, which run near the machine's peak,
+where the direct row's ``19 d + 51`` flops per pair are bound by loads and
+stores. Each unordered pair of tiles is computed once, in a fixed round-robin
+order, so the path is as deterministic as the rows. Which path runs is decided
+by ``n`` and ``d`` (``_TILED_MIN_D``, ``_TILED_MIN_N`` in :mod:`._drivers`,
+measured by ``benchmarks/bench_tiled.py --crossover``); ``path=`` forces one.
+With float32 particles the tiles and their products are float32, summed in
+float64 across tiles; the direct rows compute in float64 whatever the input.
+
 The linear kernel needs no pair loop (see :func:`linear_stein_sums`).
+
+Files
+-----
+``_vecmath``: compiler flags, the vectorisable exp and log, the wide-vector
+intrinsic, the ordered sum. ``_direct``: the direct rows and their drivers,
+for the Stein kernels and the base Gaussian kernel (SVGD, MMD). ``_tiled``: the
+GEMM-tiled path. ``_threads``: the one switch that holds BLAS to one thread
+while numba's threads run. ``_drivers``: the entry points, which lay out the
+arguments and choose the driver and the path. This docstring is the one
+statement of the formulas.
 """
 from ._direct import (
     _BLOCK,
@@ -97,7 +123,11 @@ from ._direct import (
     _scratch,
 )
 from ._drivers import (
+    PATHS,
     SERIAL_MAX_N,
+    _TILED_MIN_D,
+    _TILED_MIN_N,
+    _choose_path,
     _gaussian_cross,
     _n_chunks,
     _radial_sums,
@@ -133,8 +163,8 @@ from ._vecmath import (
     _wide_vectors,
 )
 
-from . import _direct, _drivers, _vecmath  # noqa: E402
+from . import _direct, _drivers, _threads, _tiled, _vecmath  # noqa: E402
 
 # Every module of the backend, for :func:`ksdnumba._caching.cache_depends_on`:
 # a compiled function elsewhere that calls into the backend inlines their code.
-_SOURCES = (_vecmath, _direct, _drivers)
+_SOURCES = (_vecmath, _direct, _tiled, _drivers)

@@ -16,6 +16,7 @@ from ._direct import (
     _radial_total_parallel,
     _radial_total_serial,
 )
+from ._tiled import tiled_radial_sums
 from ._vecmath import GAUSSIAN, IMQ
 
 # Below this many particles the serial twin is faster than waking the threads
@@ -40,11 +41,35 @@ def _transposed(x, s):
             np.ascontiguousarray(s.T, dtype=np.float64))
 
 
-def _radial_sums(kind, x, s, bw, beta, parallel):
+# The tiled path (GEMM-tiled, :mod:`._tiled`) from this dimension on, for at
+# least this many particles; below, the direct rows. Measured side by side on
+# the project's 2-core machine (benchmarks/bench_tiled.py --crossover).
+_TILED_MIN_D = {True: 8, False: 5}  # with gradients, value alone
+_TILED_MIN_N = 128
+PATHS = ("direct", "tiled")
+
+
+def _choose_path(n, d, grad, path):
+    if path is None:
+        return "tiled" if d >= _TILED_MIN_D[grad] and n >= _TILED_MIN_N else "direct"
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS} or None, got {path!r}")
+    return path
+
+
+def _tile_dtype(x):
+    # float32 particles: float32 tiles and products (float64 accumulation).
+    return np.float32 if x.dtype == np.float32 else np.float64
+
+
+def _radial_sums(kind, x, s, bw, beta, parallel, path=None):
+    n, d = x.shape
+    if _choose_path(n, d, True, path) == "tiled":
+        return tiled_radial_sums(kind, x, s, bw, beta, True, _use_parallel(n, parallel),
+                                 _tile_dtype(x))
     xT, sT = _transposed(x, s)
     gx = np.empty(x.shape)
     gs = np.empty(x.shape)
-    n = x.shape[0]
     if _use_parallel(n, parallel):
         total = _radial_sums_parallel(xT, sT, kind, bw, beta, gx, gs, _n_chunks(n))
     else:
@@ -52,15 +77,18 @@ def _radial_sums(kind, x, s, bw, beta, parallel):
     return total, gx, gs
 
 
-def _radial_total(kind, x, s, bw, beta, parallel):
+def _radial_total(kind, x, s, bw, beta, parallel, path=None):
+    n, d = x.shape
+    if _choose_path(n, d, False, path) == "tiled":
+        return tiled_radial_sums(kind, x, s, bw, beta, False, _use_parallel(n, parallel),
+                                 _tile_dtype(x))
     xT, sT = _transposed(x, s)
-    n = x.shape[0]
     if _use_parallel(n, parallel):
         return _radial_total_parallel(xT, sT, kind, bw, beta, _n_chunks(n))
     return _radial_total_serial(xT, sT, kind, bw, beta)
 
 
-def gaussian_stein_sums(x, s, bw, parallel=None):
+def gaussian_stein_sums(x, s, bw, parallel=None, path=None):
     r"""Gaussian Stein kernel summed over all pairs, with its partial gradients.
 
     Base kernel :math:`k(x, y) = e^{-|x - y|^2 / (2 h)}`, ``h = bw``.
@@ -73,6 +101,10 @@ def gaussian_stein_sums(x, s, bw, parallel=None):
         Squared length scale ``h``.
     parallel : bool or None
         Use the threaded driver; None decides from ``n``.
+    path : {"direct", "tiled"} or None
+        The direct rows or the GEMM-tiled path (see the package's docstring);
+        None decides from ``n`` and ``d``. With float32 particles the tiled
+        path computes its tiles in float32.
 
     Returns
     -------
@@ -83,12 +115,12 @@ def gaussian_stein_sums(x, s, bw, parallel=None):
     gs : ndarray of shape (n, d), float64
         Row ``i`` is :math:`\sum_j \partial k_p(x_i, x_j) / \partial s(x_i)`.
     """
-    return _radial_sums(GAUSSIAN, x, s, float(bw), 0.0, parallel)
+    return _radial_sums(GAUSSIAN, x, s, float(bw), 0.0, parallel, path)
 
 
-def gaussian_stein_total(x, s, bw, parallel=None):
+def gaussian_stein_total(x, s, bw, parallel=None, path=None):
     r"""Gaussian Stein kernel summed over all pairs, :math:`\sum_{i,j} k_p(x_i, x_j)`."""
-    return _radial_total(GAUSSIAN, x, s, float(bw), 0.0, parallel)
+    return _radial_total(GAUSSIAN, x, s, float(bw), 0.0, parallel, path)
 
 
 def gaussian_stein_diagonal(x, s, bw):
@@ -96,18 +128,18 @@ def gaussian_stein_diagonal(x, s, bw):
     return np.einsum("ij,ij->i", s, s) + x.shape[1] / bw
 
 
-def imq_stein_sums(x, s, bw, beta, parallel=None):
+def imq_stein_sums(x, s, bw, beta, parallel=None, path=None):
     r"""IMQ Stein kernel summed over all pairs, with its partial gradients.
 
     Base kernel :math:`k(x, y) = (1 + |x - y|^2 / h)^{-\beta}`, ``h = bw``,
     ``0 < beta < 1``. Parameters and returns as :func:`gaussian_stein_sums`.
     """
-    return _radial_sums(IMQ, x, s, float(bw), float(beta), parallel)
+    return _radial_sums(IMQ, x, s, float(bw), float(beta), parallel, path)
 
 
-def imq_stein_total(x, s, bw, beta, parallel=None):
+def imq_stein_total(x, s, bw, beta, parallel=None, path=None):
     r"""IMQ Stein kernel summed over all pairs, :math:`\sum_{i,j} k_p(x_i, x_j)`."""
-    return _radial_total(IMQ, x, s, float(bw), float(beta), parallel)
+    return _radial_total(IMQ, x, s, float(bw), float(beta), parallel, path)
 
 
 def imq_stein_diagonal(x, s, bw, beta):

@@ -1,0 +1,362 @@
+r"""GEMM-tiled Stein pair sums, for dimensions where Gram products beat the direct rows.
+
+The pair quantities come from Gram products of tiles of rows ``I`` and partners
+``J`` (``x`` centred first, so that the products stay of the order of the
+spread, not of the position):
+
+.. math::
+
+    r^2_{ij} = |x_i|^2 + |x_j|^2 - 2\, x_i \cdot x_j, \quad
+    S_{ij} = s_i \cdot s_j, \quad
+    D_{ij} \cdot u_{ij} = a_i + a_j - s_i \cdot x_j - x_i \cdot s_j, \quad
+    a_i = s_i \cdot x_i,
+
+all four from one product of the stacked tile ``[X_I; S_I]`` with
+``[X_J; S_J]^T``. One pass over the tile turns them into the profile and the
+coefficients of :mod:`ksdnumba.kernels._cpu` (the same block functions as the
+direct rows), with ``grad_x k_p = C u + Q D`` and ``d k_p / d s(x) = P s_j + Q u``
+(Gaussian: ``Q = P / h``), and the gradient sums come back as products of the
+coefficient tiles with the partners:
+
+.. math::
+
+    g^x_i = x_i \textstyle\sum_j C_{ij} - (C X)_i + s_i \sum_j Q_{ij} - (Q S)_i,
+    \qquad
+    g^s_i = (P S)_i + x_i \textstyle\sum_j Q_{ij} - (Q X)_i.
+
+The pair ``(i, i)`` (``u = 0``, ``D = 0``) is left out of the coefficient
+tiles, and its only gradient term, :math:`\phi(0) s_i = s_i` in ``g^s``, is
+added at the end: through the products it would come back as the difference
+of two large numbers where the true sum is small.
+
+The Stein kernel and its coefficients are symmetric in ``(i, j)``, so each
+unordered pair of tiles is computed once and serves both: rows ``I`` take
+``C X_J``, rows ``J`` take ``C^T X_I``. The tiles are scheduled as a round-robin
+tournament (the circle method): in each round every tile meets one other, the
+pairs of a round touch disjoint rows and run in parallel, and the rounds run in
+a fixed order, so that every row's sums are accumulated in the same order
+whatever the number of threads, and the results are bit-identical from run to
+run and between the threaded driver and its serial twin. The tiles on the
+diagonal form one more round.
+
+Memory: the stacked tiles and the accumulators are O(n d); each thread has its
+scratch of a few tiles (``_TILE`` rows), never an ``n x n`` array.
+
+The products run in the particles' dtype (``float32`` or ``float64``) through
+numba's ``np.dot`` (SciPy's BLAS, which must run single-threaded while numba's
+threads run: see :mod:`ksdnumba.kernels._cpu._threads`); the pass over each tile
+computes in float64 and every accumulation across tiles is in float64.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ._direct import _gaussian_block, _imq_block
+from ._vecmath import _KERNEL, GAUSSIAN, _ordered_sum, _wide_vectors
+
+# Rows per tile. 128 x 128 tiles keep the scratch of one thread (the Gram tile,
+# three coefficient tiles) near 1 MB, within a core's L2; 256 was measured 1.7
+# times slower at d = 10, n = 5000, and no faster at d = 50.
+_TILE = 128
+
+
+@njit(cache=True)
+def _stack_tiles(xc, s, tile, T):
+    """``T``'s tile ``t`` holds its rows of ``xc`` then its rows of ``s``: ``[X_t; S_t]``."""
+    n = xc.shape[0]
+    for r0 in range(0, n, tile):
+        m = min(tile, n - r0)
+        for i in range(m):
+            T[2 * r0 + i] = xc[r0 + i]
+            T[2 * r0 + m + i] = s[r0 + i]
+
+
+@njit(**_KERNEL)
+def _tile_pass(i, bi, bj, same, Fv, nx, a, I0, J0, rb):
+    """Row ``i`` of a tile: fill ``r2``, ``S`` and ``D . u`` from the Gram tile ``Fv``."""
+    _wide_vectors()
+    r2, S, Du = rb[0], rb[1], rb[2]
+    nxi = nx[I0 + i]
+    ai = a[I0 + i]
+    G = Fv[i]  # x_i . x_j, then x_i . s_j
+    H = Fv[bi + i]  # s_i . x_j, then s_i . s_j
+    for j in range(bj):
+        # Rounding can leave r2 slightly negative for close pairs.
+        r2[j] = max(nxi + nx[J0 + j] - 2.0 * G[j], 0.0)
+        Du[j] = ai + a[J0 + j] - G[bj + j] - H[j]
+        S[j] = H[bj + j]
+    if same:  # the pair (i, i): exactly u = 0
+        r2[i] = 0.0
+        Du[i] = 0.0
+
+
+@njit(**_KERNEL)
+def _store_row(i, bj, same, rb, gaussian, inv_h, Pt, Qt, Ct):
+    """Copy row ``i``'s coefficients into the tiles; return their row sums."""
+    _wide_vectors()
+    P, Q, C = rb[3], rb[4], rb[5]
+    if same:  # the pair (i, i) is added analytically (see the module's docstring)
+        P[i] = 0.0
+        Q[i] = 0.0
+        C[i] = 0.0
+    sc = 0.0
+    sq = 0.0
+    pt = Pt[i]
+    ct = Ct[i]
+    if gaussian:  # Q = P / h: P's tile serves both
+        for j in range(bj):
+            sc += C[j]
+            sq += P[j]
+            pt[j] = P[j]
+            ct[j] = C[j]
+        return sc, sq * inv_h
+    qt = Qt[i]
+    for j in range(bj):
+        sc += C[j]
+        sq += Q[j]
+        pt[j] = P[j]
+        ct[j] = C[j]
+    for j in range(bj):
+        qt[j] = Q[j]
+    return sc, sq
+
+
+@njit(**_KERNEL)
+def _column_sums(bi, bj, gaussian, inv_h, Ct, Qt, Pt, cols):
+    """Column sums of ``C`` and ``Q`` for the partner rows of an off-diagonal tile."""
+    _wide_vectors()
+    cc = cols[0]
+    cq = cols[1]
+    for j in range(bj):
+        cc[j] = 0.0
+        cq[j] = 0.0
+    Qs = Pt if gaussian else Qt
+    for i in range(bi):
+        c = Ct[i]
+        q = Qs[i]
+        for j in range(bj):
+            cc[j] += c[j]
+            cq[j] += q[j]
+    if gaussian:
+        for j in range(bj):
+            cq[j] *= inv_h
+
+
+@njit(**_KERNEL)
+def _add_rows(acc, r0, tv):
+    for i in range(tv.shape[0]):
+        for k in range(tv.shape[1]):
+            acc[r0 + i, k] += tv[i, k]
+
+
+@njit(**_KERNEL)
+def _tile_pair(I0, bi, J0, bj, grad, T, Xd, Sd, W, nx, a, kind, inv_h, beta, F, Pf, Qf, Cf,
+               rb, cols, tmp, acc1, acc2, acc3, sums):
+    """All pairs of tiles ``I`` and ``J`` (``I0 <= J0``); both rows' sums when ``I0 < J0``.
+
+    Returns the sum of ``k_p`` over the pairs of ``I x J`` and, off the
+    diagonal, ``J x I``.
+    """
+    d = Xd.shape[1]
+    same = I0 == J0
+    gaussian = kind == GAUSSIAN
+    Fv = F[:4 * bi * bj].reshape((2 * bi, 2 * bj))
+    np.dot(T[2 * I0:2 * I0 + 2 * bi], T[2 * J0:2 * J0 + 2 * bj].T, Fv)
+    Pt = Pf[:bi * bj].reshape((bi, bj))
+    Qt = Qf[:bi * bj].reshape((bi, bj))
+    Ct = Cf[:bi * bj].reshape((bi, bj))
+    r2, S, Du, P, Q, C = rb[0], rb[1], rb[2], rb[3], rb[4], rb[5]
+    total = 0.0
+    for i in range(bi):
+        _tile_pass(i, bi, bj, same, Fv, nx, a, I0, J0, rb)
+        if gaussian:
+            total += _gaussian_block(inv_h, d, bj, r2, S, Du, P, C)
+        else:
+            total += _imq_block(inv_h, beta, d, bj, r2, S, Du, P, Q, C)
+        if grad:
+            sc, sq = _store_row(i, bj, same, rb, gaussian, inv_h, Pt, Qt, Ct)
+            sums[0, I0 + i] += sc
+            sums[1, I0 + i] += sq
+    if not same:
+        total *= 2.0
+    if not grad:
+        return total
+    # Rows I: C X_J, Q' [S_J | X_J] (Q' = P for the Gaussian, scaled at the end)
+    # and, for IMQ, P S_J.
+    Qs = Pt if gaussian else Qt
+    t1 = tmp[:bi * d].reshape((bi, d))
+    np.dot(Ct, Xd[J0:J0 + bj], t1)
+    _add_rows(acc1, I0, t1)
+    t2 = tmp[:bi * 2 * d].reshape((bi, 2 * d))
+    np.dot(Qs, W[J0:J0 + bj], t2)
+    _add_rows(acc2, I0, t2)
+    if not gaussian:
+        np.dot(Pt, Sd[J0:J0 + bj], t1)
+        _add_rows(acc3, I0, t1)
+    if same:
+        return total
+    # Rows J: the transposed tiles against rows I.
+    _column_sums(bi, bj, gaussian, inv_h, Ct, Qt, Pt, cols)
+    for j in range(bj):
+        sums[0, J0 + j] += cols[0, j]
+        sums[1, J0 + j] += cols[1, j]
+    u1 = tmp[:bj * d].reshape((bj, d))
+    np.dot(Ct.T, Xd[I0:I0 + bi], u1)
+    _add_rows(acc1, J0, u1)
+    u2 = tmp[:bj * 2 * d].reshape((bj, 2 * d))
+    np.dot(Qs.T, W[I0:I0 + bi], u2)
+    _add_rows(acc2, J0, u2)
+    if not gaussian:
+        np.dot(Pt.T, Sd[I0:I0 + bi], u1)
+        _add_rows(acc3, J0, u1)
+    return total
+
+
+@njit(cache=True)
+def _round_pair(r, k, m):
+    """Pair ``k`` of round ``r`` of the circle method for ``m`` (even) players."""
+    if k == 0:
+        return r, m - 1
+    return (r + k) % (m - 1), (r - k + m - 1) % (m - 1)
+
+
+def _tiled_body(T, Xd, Sd, W, nx, a, kind, bw, beta, grad, acc1, acc2, acc3, sums, n_chunks):
+    n, d = Xd.shape
+    tile = min(_TILE, n)
+    nb = (n + tile - 1) // tile
+    m = nb + (nb & 1)  # with an odd count, a dummy tile sits out each round
+    half = m // 2
+    inv_h = 1.0 / bw
+    dt = T.dtype
+    F = np.empty((n_chunks, 4 * tile * tile), dtype=dt)
+    Pf = np.empty((n_chunks, tile * tile), dtype=dt)
+    Qf = np.empty((n_chunks, tile * tile), dtype=dt)
+    Cf = np.empty((n_chunks, tile * tile), dtype=dt)
+    tmp = np.empty((n_chunks, tile * 2 * d), dtype=dt)
+    rb = np.empty((n_chunks, 6, tile))
+    cols = np.empty((n_chunks, 2, tile))
+    totals = np.zeros((m, half))
+    for r in range(m):
+        # Rounds 0 .. m - 2 pair distinct tiles; round m - 1 takes the tiles on
+        # the diagonal, k and k + half in slot k.
+        for c in prange(n_chunks):
+            for k in range(c, half, n_chunks):
+                if r < m - 1:
+                    p, q = _round_pair(r, k, m)
+                    if p >= nb or q >= nb:
+                        continue
+                    if p > q:
+                        p, q = q, p
+                else:
+                    p = q = k
+                I0 = p * tile
+                J0 = q * tile
+                t = _tile_pair(I0, min(tile, n - I0), J0, min(tile, n - J0), grad, T, Xd, Sd,
+                               W, nx, a, kind, inv_h, beta, F[c], Pf[c], Qf[c], Cf[c], rb[c],
+                               cols[c], tmp[c], acc1, acc2, acc3, sums)
+                if r == m - 1 and k + half < nb:
+                    I0 = (k + half) * tile
+                    t += _tile_pair(I0, min(tile, n - I0), I0, min(tile, n - I0), grad, T,
+                                    Xd, Sd, W, nx, a, kind, inv_h, beta, F[c], Pf[c], Qf[c],
+                                    Cf[c], rb[c], cols[c], tmp[c], acc1, acc2, acc3, sums)
+                totals[r, k] = t
+    return _ordered_sum(totals.ravel())
+
+
+_tiled_parallel = njit(cache=True, parallel=True)(_tiled_body)
+_tiled_serial = njit(cache=True)(_tiled_body)
+
+
+@njit(cache=True)
+def _centred(x, s, dtype_probe):
+    """Centred particles and scores in the tiles' dtype, and |x_i|^2, s_i . x_i of those.
+
+    ``nx`` and ``a`` are computed from the rounded values that the Gram tiles
+    multiply, in float64, with fixed loops (a fixed summation order).
+    """
+    n, d = x.shape
+    mean = np.zeros(d)
+    for i in range(n):
+        for k in range(d):
+            mean[k] += x[i, k]
+    mean /= max(n, 1)
+    Xd = np.empty((n, d), dtype=dtype_probe.dtype)
+    Sd = np.empty((n, d), dtype=dtype_probe.dtype)
+    nx = np.empty(n)
+    a = np.empty(n)
+    for i in range(n):
+        q = 0.0
+        p = 0.0
+        for k in range(d):
+            Xd[i, k] = x[i, k] - mean[k]
+            Sd[i, k] = s[i, k]
+            xr = np.float64(Xd[i, k])
+            q += xr * xr
+            p += xr * np.float64(Sd[i, k])
+        nx[i] = q
+        a[i] = p
+    return Xd, Sd, nx, a
+
+
+@njit(cache=True)
+def _assemble(gaussian, inv_h, Xd, Sd, sums, acc1, acc2, acc3, gx, gs):
+    """The gradients from the row sums and the products (see the module's docstring)."""
+    n, d = Xd.shape
+    for i in range(n):
+        sc = sums[0, i]
+        sq = sums[1, i]
+        for k in range(d):
+            xk = np.float64(Xd[i, k])
+            sk = np.float64(Sd[i, k])
+            if gaussian:  # acc2 holds P [S | X]: Q = P / h
+                ps = acc2[i, k]
+                qs = ps * inv_h
+                qx = acc2[i, d + k] * inv_h
+            else:
+                ps = acc3[i, k]
+                qs = acc2[i, k]
+                qx = acc2[i, d + k]
+            gx[i, k] = xk * sc - acc1[i, k] + sk * sq - qs
+            # + s_i: the pair (i, i), phi(0) s_i, left out of the tiles
+            gs[i, k] = ps + xk * sq - qx + sk
+
+
+def tiled_radial_sums(kind, x, s, bw, beta, grad, parallel, dtype):
+    """Radial Stein sums through the tiled path: ``total`` or ``(total, gx, gs)``.
+
+    ``dtype`` (float32 or float64) is the dtype of the tiles and their
+    products; the value and the gradients are float64. ``parallel`` picks the
+    threaded driver or its serial twin (the same results to the bit).
+    """
+    from numba import get_num_threads
+
+    from ._threads import single_threaded_blas
+
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    s = np.ascontiguousarray(s, dtype=np.float64)
+    n, d = x.shape
+    Xd, Sd, nx, a = _centred(x, s, np.empty(0, dtype=dtype))
+    T = np.empty((2 * n, d), dtype=dtype)
+    _stack_tiles(Xd, Sd, min(_TILE, n), T)
+    W = np.concatenate((Sd, Xd), axis=1) if grad else np.empty((0, 2 * d), dtype=dtype)
+    gaussian = kind == GAUSSIAN
+    rows = n if grad else 0
+    acc1 = np.zeros((rows, d))
+    acc2 = np.zeros((rows, 2 * d))
+    acc3 = np.zeros((0 if gaussian else rows, d))
+    sums = np.zeros((2, rows))
+    bw = float(bw)
+    beta = float(beta)
+    with single_threaded_blas():
+        if parallel:
+            total = _tiled_parallel(T, Xd, Sd, W, nx, a, kind, bw, beta, grad, acc1, acc2,
+                                    acc3, sums, get_num_threads())
+        else:
+            total = _tiled_serial(T, Xd, Sd, W, nx, a, kind, bw, beta, grad, acc1, acc2, acc3,
+                                  sums, 1)
+    if not grad:
+        return total
+    gx = np.empty((n, d))
+    gs = np.empty((n, d))
+    _assemble(gaussian, 1.0 / bw, Xd, Sd, sums, acc1, acc2, acc3, gx, gs)
+    return total, gx, gs
