@@ -14,8 +14,9 @@ On a machine whose two vCPUs share one core's floating-point units, the sum of
 the two-at-once rates is the whole machine's bound.
 
 ``--crossover`` times the direct rows against the tiled path (``path=...`` of
-:mod:`ksdnumba.kernels._cpu`) with the thread pool, alternately, best of
-``--rounds``: the ratio decides ``_TILED_MIN_D`` and ``_TILED_MIN_N``.
+:mod:`ksdnumba.kernels._cpu`) with the thread pool (``--serial``: the serial
+drivers), alternately, best of ``--rounds``: the ratio decides ``_TILED_MIN_D``
+and ``_TILED_MIN_N``.
 
 ``--dtypes`` times the automatic path with float32 and float64 particles,
 alternately, and reports each as a fraction of the bound (``--bound-gflops``,
@@ -111,9 +112,10 @@ def _stein_call(cpu, kernel, grad, x, s, bw, **kw):
     return lambda: f(x, s, bw, 0.5, **kw)
 
 
-def crossover(sizes, dims, kernels, rounds):
+def crossover(sizes, dims, kernels, rounds, parallel):
     from ksdnumba.kernels import _cpu
 
+    print(f"threads: {'pool' if parallel else 'serial'}")
     print(f"{'kernel':>8} {'grad':>5} {'n':>6} {'d':>4} {'direct ms':>10} {'tiled ms':>9} "
           f"{'tiled speed-up':>14}")
     for kernel in kernels:
@@ -121,8 +123,8 @@ def crossover(sizes, dims, kernels, rounds):
             for d in dims:
                 for n in sizes:
                     x, s = _problem(n, d)
-                    calls = [_stein_call(_cpu, kernel, grad, x, s, BW_PER_DIM * d, path=p)
-                             for p in ("direct", "tiled")]
+                    calls = [_stein_call(_cpu, kernel, grad, x, s, BW_PER_DIM * d, path=p,
+                                         parallel=parallel) for p in ("direct", "tiled")]
                     for c in calls:
                         c()
                     direct, tiled = _best(calls, rounds)
@@ -237,6 +239,8 @@ def main(argv=None):
     parser.add_argument("--dims", default="2,3,10,20,50,100")
     parser.add_argument("--kernels", default="gaussian,imq")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--serial", action="store_true",
+                        help="--crossover with the serial drivers (steadier on a loaded machine)")
     parser.add_argument("--bound-gflops", type=float, default=None,
                         help="float64 bound for --dtypes; measured with --bound if omitted")
     args = parser.parse_args(argv)
@@ -250,7 +254,7 @@ def main(argv=None):
         if bound is None:
             bound = max(rows["float64"].values())
     if args.crossover:
-        crossover(sizes, dims, kernels, args.rounds)
+        crossover(sizes, dims, kernels, args.rounds, not args.serial)
     if args.dtypes:
         print(f"bound: {bound:.1f} GFLOP/s in float64")
         dtypes(sizes, dims, kernels, args.rounds, bound)

@@ -42,10 +42,15 @@ def _transposed(x, s):
 
 
 # The tiled path (GEMM-tiled, :mod:`._tiled`) from this dimension on, for at
-# least this many particles; below, the direct rows. Measured side by side on
-# the project's 2-core machine (benchmarks/bench_tiled.py --crossover).
-_TILED_MIN_D = {True: 8, False: 5}  # with gradients, value alone
-_TILED_MIN_N = 128
+# least this many particles; below, the direct rows. Measured side by side with
+# the serial drivers on the project's 2-core machine (benchmarks/bench_tiled.py
+# --crossover --serial), tiled against direct at n = 2000: with gradients
+# 1.08-1.11 at d = 5-6, 1.16-1.34 at d = 8, 1.38-1.44 at d = 10; the value
+# alone 1.15-1.29 at d = 5-6. At n = 512 the tiled path lost up to d = 16 (its
+# fixed costs: the diagonal tiles, the layout, the scratch), at n = 128-256 by
+# a factor of 1.2-4. The threaded drivers favour the tiled path slightly more.
+_TILED_MIN_D = {True: 6, False: 6}  # with gradients, value alone
+_TILED_MIN_N = 1000
 PATHS = ("direct", "tiled")
 
 

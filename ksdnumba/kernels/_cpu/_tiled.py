@@ -51,8 +51,8 @@ computes in float64 and every accumulation across tiles is in float64.
 import numpy as np
 from numba import njit, prange
 
-from ._direct import _gaussian_block, _imq_block
-from ._vecmath import _KERNEL, GAUSSIAN, _ordered_sum, _wide_vectors
+from ._direct import _imq_block
+from ._vecmath import _KERNEL, GAUSSIAN, _exp_scalar, _ordered_sum, _wide_vectors
 
 # Rows per tile. 128 x 128 tiles keep the scratch of one thread (the Gram tile,
 # three coefficient tiles) near 1 MB, within a core's L2; 256 was measured 1.7
@@ -91,8 +91,63 @@ def _tile_pass(i, bi, bj, same, Fv, nx, a, I0, J0, rb):
 
 
 @njit(**_KERNEL)
-def _store_row(i, bj, same, rb, gaussian, inv_h, Pt, Qt, Ct):
-    """Copy row ``i``'s coefficients into the tiles; return their row sums."""
+def _gaussian_tile_row(i, bi, bj, same, Fv, nx, a, I0, J0, inv_h, d, grad, Pt, Ct, cols):
+    """Row ``i`` of a Gaussian tile in one loop: value, ``P``, ``C``, their sums.
+
+    The formulas of :func:`._direct._gaussian_block`, read straight from the Gram
+    tile. Returns the row's value and its sums of ``C`` and ``P``; adds ``C`` and
+    ``P`` to the column sums ``cols`` off the diagonal. The pair ``(i, i)``
+    counts in the value and is left out of the coefficients (see the module's
+    docstring).
+    """
+    _wide_vectors()
+    G = Fv[i]
+    H = Fv[bi + i]
+    nxi = nx[I0 + i]
+    ai = a[I0 + i]
+    c_exp = -0.5 * inv_h
+    inv_h2 = inv_h * inv_h
+    inv_h3 = inv_h2 * inv_h
+    jdiag = i if same else -1
+    total = 0.0
+    sc = 0.0
+    sp = 0.0
+    if not grad:
+        for j in range(bj):
+            r2 = max(nxi + nx[J0 + j] - 2.0 * G[j], 0.0)
+            du = ai + a[J0 + j] - G[bj + j] - H[j]
+            r2 = 0.0 if j == jdiag else r2
+            du = 0.0 if j == jdiag else du
+            p = _exp_scalar(c_exp * r2)
+            total += p * (H[bj + j] + (du + d) * inv_h - r2 * inv_h2)
+        return total, sc, sp
+    pt = Pt[i]
+    ct = Ct[i]
+    cc = cols[0]
+    cp = cols[1]
+    for j in range(bj):
+        r2 = max(nxi + nx[J0 + j] - 2.0 * G[j], 0.0)
+        du = ai + a[J0 + j] - G[bj + j] - H[j]
+        S = H[bj + j]
+        r2 = 0.0 if j == jdiag else r2
+        du = 0.0 if j == jdiag else du
+        p = _exp_scalar(c_exp * r2)
+        total += p * (S + (du + d) * inv_h - r2 * inv_h2)
+        c = p * (r2 * inv_h3 - S * inv_h - (du + d + 2.0) * inv_h2)
+        p = 0.0 if j == jdiag else p
+        c = 0.0 if j == jdiag else c
+        sc += c
+        sp += p
+        pt[j] = p
+        ct[j] = c
+        cc[j] += c
+        cp[j] += p
+    return total, sc, sp
+
+
+@njit(**_KERNEL)
+def _store_row(i, bj, same, rb, Pt, Qt, Ct):
+    """Copy row ``i``'s IMQ coefficients into the tiles; return the sums of ``C`` and ``Q``."""
     _wide_vectors()
     P, Q, C = rb[3], rb[4], rb[5]
     if same:  # the pair (i, i) is added analytically (see the module's docstring)
@@ -103,13 +158,6 @@ def _store_row(i, bj, same, rb, gaussian, inv_h, Pt, Qt, Ct):
     sq = 0.0
     pt = Pt[i]
     ct = Ct[i]
-    if gaussian:  # Q = P / h: P's tile serves both
-        for j in range(bj):
-            sc += C[j]
-            sq += P[j]
-            pt[j] = P[j]
-            ct[j] = C[j]
-        return sc, sq * inv_h
     qt = Qt[i]
     for j in range(bj):
         sc += C[j]
@@ -122,7 +170,7 @@ def _store_row(i, bj, same, rb, gaussian, inv_h, Pt, Qt, Ct):
 
 
 @njit(**_KERNEL)
-def _column_sums(bi, bj, gaussian, inv_h, Ct, Qt, Pt, cols):
+def _column_sums(bi, bj, Ct, Qt, cols):
     """Column sums of ``C`` and ``Q`` for the partner rows of an off-diagonal tile."""
     _wide_vectors()
     cc = cols[0]
@@ -130,16 +178,12 @@ def _column_sums(bi, bj, gaussian, inv_h, Ct, Qt, Pt, cols):
     for j in range(bj):
         cc[j] = 0.0
         cq[j] = 0.0
-    Qs = Pt if gaussian else Qt
     for i in range(bi):
         c = Ct[i]
-        q = Qs[i]
+        q = Qt[i]
         for j in range(bj):
             cc[j] += c[j]
             cq[j] += q[j]
-    if gaussian:
-        for j in range(bj):
-            cq[j] *= inv_h
 
 
 @njit(**_KERNEL)
@@ -167,16 +211,24 @@ def _tile_pair(I0, bi, J0, bj, grad, T, Xd, Sd, W, nx, a, kind, inv_h, beta, F, 
     Ct = Cf[:bi * bj].reshape((bi, bj))
     r2, S, Du, P, Q, C = rb[0], rb[1], rb[2], rb[3], rb[4], rb[5]
     total = 0.0
-    for i in range(bi):
-        _tile_pass(i, bi, bj, same, Fv, nx, a, I0, J0, rb)
-        if gaussian:
-            total += _gaussian_block(inv_h, d, bj, r2, S, Du, P, C)
-        else:
-            total += _imq_block(inv_h, beta, d, bj, r2, S, Du, P, Q, C)
-        if grad:
-            sc, sq = _store_row(i, bj, same, rb, gaussian, inv_h, Pt, Qt, Ct)
+    if gaussian:
+        for j in range(bj):
+            cols[0, j] = 0.0
+            cols[1, j] = 0.0
+        for i in range(bi):
+            t, sc, sp = _gaussian_tile_row(i, bi, bj, same, Fv, nx, a, I0, J0, inv_h, d,
+                                           grad, Pt, Ct, cols)
+            total += t
             sums[0, I0 + i] += sc
-            sums[1, I0 + i] += sq
+            sums[1, I0 + i] += sp * inv_h
+    else:
+        for i in range(bi):
+            _tile_pass(i, bi, bj, same, Fv, nx, a, I0, J0, rb)
+            total += _imq_block(inv_h, beta, d, bj, r2, S, Du, P, Q, C)
+            if grad:
+                sc, sq = _store_row(i, bj, same, rb, Pt, Qt, Ct)
+                sums[0, I0 + i] += sc
+                sums[1, I0 + i] += sq
     if not same:
         total *= 2.0
     if not grad:
@@ -196,7 +248,11 @@ def _tile_pair(I0, bi, J0, bj, grad, T, Xd, Sd, W, nx, a, kind, inv_h, beta, F, 
     if same:
         return total
     # Rows J: the transposed tiles against rows I.
-    _column_sums(bi, bj, gaussian, inv_h, Ct, Qt, Pt, cols)
+    if gaussian:
+        for j in range(bj):
+            cols[1, j] *= inv_h
+    else:
+        _column_sums(bi, bj, Ct, Qt, cols)
     for j in range(bj):
         sums[0, J0 + j] += cols[0, j]
         sums[1, J0 + j] += cols[1, j]
@@ -228,11 +284,14 @@ def _tiled_body(T, Xd, Sd, W, nx, a, kind, bw, beta, grad, acc1, acc2, acc3, sum
     half = m // 2
     inv_h = 1.0 / bw
     dt = T.dtype
-    F = np.empty((n_chunks, 4 * tile * tile), dtype=dt)
-    Pf = np.empty((n_chunks, tile * tile), dtype=dt)
-    Qf = np.empty((n_chunks, tile * tile), dtype=dt)
-    Cf = np.empty((n_chunks, tile * tile), dtype=dt)
-    tmp = np.empty((n_chunks, tile * 2 * d), dtype=dt)
+    # Zeroed, not left as whatever memory held: float32 tiles on fresh memory
+    # ran 100-400 times slower now and then (0.1 ms or 50 ms for the same call),
+    # the signature of subnormal numbers in the garbage reaching the products.
+    F = np.zeros((n_chunks, 4 * tile * tile), dtype=dt)
+    Pf = np.zeros((n_chunks, tile * tile), dtype=dt)
+    Qf = np.zeros((n_chunks, tile * tile), dtype=dt)
+    Cf = np.zeros((n_chunks, tile * tile), dtype=dt)
+    tmp = np.zeros((n_chunks, tile * 2 * d), dtype=dt)
     rb = np.empty((n_chunks, 6, tile))
     cols = np.empty((n_chunks, 2, tile))
     totals = np.zeros((m, half))
