@@ -58,6 +58,7 @@ from ._vecmath import _KERNEL, GAUSSIAN, _exp_scalar, _ordered_sum, _wide_vector
 # three coefficient tiles) near 1 MB, within a core's L2; 256 was measured 1.7
 # times slower at d = 10, n = 5000, and no faster at d = 50.
 _TILE = 128
+_ALIGN = 64
 
 
 @njit(cache=True)
@@ -276,22 +277,15 @@ def _round_pair(r, k, m):
     return (r + k) % (m - 1), (r - k + m - 1) % (m - 1)
 
 
-def _tiled_body(T, Xd, Sd, W, nx, a, kind, bw, beta, grad, acc1, acc2, acc3, sums, n_chunks):
+def _tiled_body(T, Xd, Sd, W, nx, a, kind, bw, beta, grad, acc1, acc2, acc3, sums, F, Pf, Qf,
+                Cf, tmp):
     n, d = Xd.shape
+    n_chunks = F.shape[0]
     tile = min(_TILE, n)
     nb = (n + tile - 1) // tile
     m = nb + (nb & 1)  # with an odd count, a dummy tile sits out each round
     half = m // 2
     inv_h = 1.0 / bw
-    dt = T.dtype
-    # Zeroed, not left as whatever memory held: float32 tiles on fresh memory
-    # ran 100-400 times slower now and then (0.1 ms or 50 ms for the same call),
-    # the signature of subnormal numbers in the garbage reaching the products.
-    F = np.zeros((n_chunks, 4 * tile * tile), dtype=dt)
-    Pf = np.zeros((n_chunks, tile * tile), dtype=dt)
-    Qf = np.zeros((n_chunks, tile * tile), dtype=dt)
-    Cf = np.zeros((n_chunks, tile * tile), dtype=dt)
-    tmp = np.zeros((n_chunks, tile * 2 * d), dtype=dt)
     rb = np.empty((n_chunks, 6, tile))
     cols = np.empty((n_chunks, 2, tile))
     totals = np.zeros((m, half))
@@ -327,11 +321,12 @@ _tiled_serial = njit(cache=True)(_tiled_body)
 
 
 @njit(cache=True)
-def _centred(x, s, dtype_probe):
-    """Centred particles and scores in the tiles' dtype, and |x_i|^2, s_i . x_i of those.
+def _centred(x, s, Xd, Sd, nx, a):
+    """Fill ``Xd``, ``Sd`` (the tiles' dtype) with the centred particles and the scores.
 
-    ``nx`` and ``a`` are computed from the rounded values that the Gram tiles
-    multiply, in float64, with fixed loops (a fixed summation order).
+    ``nx = |x_i|^2`` and ``a = s_i . x_i`` are computed from the rounded values
+    that the Gram tiles multiply, in float64, with fixed loops (a fixed
+    summation order).
     """
     n, d = x.shape
     mean = np.zeros(d)
@@ -339,10 +334,6 @@ def _centred(x, s, dtype_probe):
         for k in range(d):
             mean[k] += x[i, k]
     mean /= max(n, 1)
-    Xd = np.empty((n, d), dtype=dtype_probe.dtype)
-    Sd = np.empty((n, d), dtype=dtype_probe.dtype)
-    nx = np.empty(n)
-    a = np.empty(n)
     for i in range(n):
         q = 0.0
         p = 0.0
@@ -354,7 +345,6 @@ def _centred(x, s, dtype_probe):
             p += xr * np.float64(Sd[i, k])
         nx[i] = q
         a[i] = p
-    return Xd, Sd, nx, a
 
 
 @njit(cache=True)
@@ -380,6 +370,21 @@ def _assemble(gaussian, inv_h, Xd, Sd, sums, acc1, acc2, acc3, gx, gs):
             gs[i, k] = ps + xk * sq - qx + sk
 
 
+def _aligned(shape, dtype, zero=False):
+    """An array whose data starts on a 64-byte boundary.
+
+    Every operand of the products starts on a 64-byte boundary (the tiles'
+    offsets are multiples of 64 bytes too), whatever the allocator returns:
+    with operands at other offsets, OpenBLAS's results changed in the last bits
+    from one call to the next (20 % of the gradients' entries at n = 1000).
+    """
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
+    raw = (np.zeros if zero else np.empty)(size + _ALIGN, dtype=np.uint8)
+    start = -raw.ctypes.data % _ALIGN
+    return raw[start:start + size].view(dtype).reshape(shape)
+
+
 def tiled_radial_sums(kind, x, s, bw, beta, grad, parallel, dtype):
     """Radial Stein sums through the tiled path: ``total`` or ``(total, gx, gs)``.
 
@@ -394,25 +399,37 @@ def tiled_radial_sums(kind, x, s, bw, beta, grad, parallel, dtype):
     x = np.ascontiguousarray(x, dtype=np.float64)
     s = np.ascontiguousarray(s, dtype=np.float64)
     n, d = x.shape
-    Xd, Sd, nx, a = _centred(x, s, np.empty(0, dtype=dtype))
-    T = np.empty((2 * n, d), dtype=dtype)
-    _stack_tiles(Xd, Sd, min(_TILE, n), T)
-    W = np.concatenate((Sd, Xd), axis=1) if grad else np.empty((0, 2 * d), dtype=dtype)
+    tile = min(_TILE, n)
+    Xd = _aligned((n, d), dtype)
+    Sd = _aligned((n, d), dtype)
+    nx = np.empty(n)
+    a = np.empty(n)
+    _centred(x, s, Xd, Sd, nx, a)
+    T = _aligned((2 * n, d), dtype)
+    _stack_tiles(Xd, Sd, tile, T)
+    W = _aligned((n if grad else 0, 2 * d), dtype)
+    if grad:
+        W[:, :d] = Sd
+        W[:, d:] = Xd
     gaussian = kind == GAUSSIAN
     rows = n if grad else 0
     acc1 = np.zeros((rows, d))
     acc2 = np.zeros((rows, 2 * d))
     acc3 = np.zeros((0 if gaussian else rows, d))
     sums = np.zeros((2, rows))
-    bw = float(bw)
-    beta = float(beta)
+    n_chunks = get_num_threads() if parallel else 1
+    # Zeroed, not left as whatever memory held: float32 tiles on fresh memory
+    # ran 100-400 times slower now and then (0.1 ms or 50 ms for the same call),
+    # the signature of subnormal numbers in the garbage reaching the products.
+    F = _aligned((n_chunks, 4 * tile * tile), dtype, zero=True)
+    Pf = _aligned((n_chunks, tile * tile), dtype, zero=True)
+    Qf = _aligned((n_chunks, tile * tile), dtype, zero=True)
+    Cf = _aligned((n_chunks, tile * tile), dtype, zero=True)
+    tmp = _aligned((n_chunks, tile * 2 * d), dtype, zero=True)
+    args = (T, Xd, Sd, W, nx, a, kind, float(bw), float(beta), grad, acc1, acc2, acc3, sums,
+            F, Pf, Qf, Cf, tmp)
     with single_threaded_blas():
-        if parallel:
-            total = _tiled_parallel(T, Xd, Sd, W, nx, a, kind, bw, beta, grad, acc1, acc2,
-                                    acc3, sums, get_num_threads())
-        else:
-            total = _tiled_serial(T, Xd, Sd, W, nx, a, kind, bw, beta, grad, acc1, acc2, acc3,
-                                  sums, 1)
+        total = _tiled_parallel(*args) if parallel else _tiled_serial(*args)
     if not grad:
         return total
     gx = np.empty((n, d))
