@@ -13,7 +13,8 @@ single-threaded GEMM alone, two at once (one per thread), and one two-threaded.
 On a machine whose two vCPUs share one core's floating-point units, the sum of
 the two-at-once rates is the whole machine's bound.
 
-``--crossover`` times the direct rows against the tiled path (``path=...`` of
+``--crossover`` times the direct rows against the tiled path (``--kernels`` among
+gaussian, imq, svgd, mmd; the MMD cross sums take the scores as partners) (``path=...`` of
 :mod:`ksdnumba.kernels._cpu`) with the thread pool (``--serial``: the serial
 drivers), alternately, best of ``--rounds``: the ratio decides ``_TILED_MIN_D``
 and ``_TILED_MIN_N``.
@@ -105,6 +106,10 @@ def _problem(n, d, dtype=np.float64, seed=0):
 
 
 def _stein_call(cpu, kernel, grad, x, s, bw, **kw):
+    if kernel == "svgd":  # the base kernel's sums: no value-alone variant
+        return lambda: cpu.gaussian_svgd_direction(x, s, bw, **kw)
+    if kernel == "mmd":
+        return lambda: cpu.gaussian_kernel_sums(x, s, bw, **kw)
     if kernel == "gaussian":
         f = cpu.gaussian_stein_sums if grad else cpu.gaussian_stein_total
         return lambda: f(x, s, bw, **kw)
@@ -119,7 +124,7 @@ def crossover(sizes, dims, kernels, rounds, parallel):
     print(f"{'kernel':>8} {'grad':>5} {'n':>6} {'d':>4} {'direct ms':>10} {'tiled ms':>9} "
           f"{'tiled speed-up':>14}")
     for kernel in kernels:
-        for grad in (True, False):
+        for grad in (True, False) if kernel in ("gaussian", "imq") else (True,):
             for d in dims:
                 for n in sizes:
                     x, s = _problem(n, d)

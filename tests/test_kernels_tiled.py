@@ -274,3 +274,64 @@ def test_float32_fit_through_float32_tiles_converges_near_the_float64_fit():
     np.testing.assert_allclose(r32.x.mean(axis=0), r64.x.mean(axis=0), atol=5e-3)
     np.testing.assert_allclose(np.cov(r32.x.T), np.cov(r64.x.T), atol=1e-2)
     assert r32.fun < 0.05 * r32.history[0]
+
+
+# ------------------------------------------------------------------ base kernel (SVGD, MMD)
+
+
+@pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "serial"])
+@pytest.mark.parametrize("n, m, d", [(1, 1, 1), (7, 5, 9), (TILE + 2, 300, 20), (300, TILE - 1, 3),
+                                     (2 * TILE + 1, 2 * TILE + 1, 16)])
+def test_tiled_base_kernel_sums_match_reference(n, m, d, parallel):
+    rng = np.random.default_rng(n + m + d)
+    x, y, s = rng.normal(size=(n, d)), rng.normal(size=(m, d)), rng.normal(size=(n, d))
+    bw = 0.7 * d
+    msg = f"n={n} m={m} d={d} parallel={parallel}"
+    for a, b in ((x, y), (x, x)):
+        total, g = ref.gaussian_kernel_sums(a, b, bw)
+        total_t, g_t = _cpu.gaussian_kernel_sums(a, b, bw, parallel=parallel, path="tiled")
+        np.testing.assert_allclose(total_t, total, rtol=RTOL, err_msg=msg)
+        _assert_rows_close(g_t, g, RTOL, msg)
+    expected = ref.svgd_direction(x, s, bw)
+    actual = _cpu.gaussian_svgd_direction(x, s, bw, parallel=parallel, path="tiled")
+    _assert_rows_close(actual, expected, RTOL, msg + " (SVGD)")
+
+
+def test_tiled_base_kernel_sums_coincident_deterministic_and_float32():
+    rng = np.random.default_rng(2)
+    n, d = 2 * TILE + 7, 18
+    s = rng.normal(size=(n, d))
+    # All particles at one point: k = 1, u = 0 for every pair.
+    x = np.full((n, d), -0.4)
+    np.testing.assert_allclose(_cpu.gaussian_svgd_direction(x, s, 1.0, path="tiled"),
+                               np.broadcast_to(s.mean(axis=0), (n, d)), rtol=1e-12)
+    total, g = _cpu.gaussian_kernel_sums(x, x, 1.0, path="tiled")
+    assert total == n * n
+    np.testing.assert_array_equal(g, 0.0)
+    # The same bits serial, threaded, on one thread.
+    x = rng.normal(size=(n, d))
+    runs = [_cpu.gaussian_svgd_direction(x, s, 3.0, parallel=p, path="tiled")
+            for p in (True, False)]
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        runs.append(_cpu.gaussian_svgd_direction(x, s, 3.0, parallel=True, path="tiled"))
+    finally:
+        numba.set_num_threads(threads)
+    for run in runs[1:]:
+        np.testing.assert_array_equal(run, runs[0])
+    # float32 tiles: float32 rounding, no more.
+    x32, s32 = x.astype(np.float32), s.astype(np.float32)
+    exact = ref.svgd_direction(x32.astype(np.float64), s32.astype(np.float64), 3.0)
+    actual = _cpu.gaussian_svgd_direction(x32, s32, 3.0, path="tiled")
+    _assert_rows_close(actual, exact, 2e-5, "float32")
+    assert np.abs(actual - exact).max() > 1e-10 * np.abs(exact).max()
+
+
+def test_automatic_path_of_the_base_kernel_sums():
+    min_d, min_n = _drivers._TILED_CROSS_MIN_D, _drivers._TILED_CROSS_MIN_N
+    rng = np.random.default_rng(3)
+    for n, d, path in [(min_n, min_d, "tiled"), (min_n, min_d - 1, "direct")]:
+        x, s = rng.normal(size=(n, d)), rng.normal(size=(n, d))
+        np.testing.assert_array_equal(_cpu.gaussian_svgd_direction(x, s, 2.0),
+                                      _cpu.gaussian_svgd_direction(x, s, 2.0, path=path))

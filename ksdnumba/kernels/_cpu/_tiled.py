@@ -436,3 +436,137 @@ def tiled_radial_sums(kind, x, s, bw, beta, grad, parallel, dtype):
     gs = np.empty((n, d))
     _assemble(gaussian, 1.0 / bw, Xd, Sd, sums, acc1, acc2, acc3, gx, gs)
     return total, gx, gs
+
+
+# --------------------------------------------------------------------------- base kernel
+# The Gaussian kernel itself (SVGD's direction, MMD's sums) between points x and
+# partners y, through the same products: r2 from the Gram tile X_I Y_J^T, one
+# pass for k = exp(-r2 / (2 h)), then K [Y_J | W_J]:
+#     g^x_i = x_i sum_j k_ij - (K Y)_i,    g^w_i = (K W)_i.
+# Row tiles of x are owned by one loop iteration each, and their partner tiles
+# are taken in a fixed order: deterministic as the rows are. When y is x, the
+# pair (i, i) (k = 1, u = 0) is left out of the tile and its term w_i added at
+# the end, as for the Stein sums.
+
+
+@njit(**_KERNEL)
+def _cross_tile_row(i, bj, jdiag, Gv, nx, ny, I0, J0, c_exp, Kt):
+    """Row ``i`` of a tile of ``k = exp(c r2)``; returns the row's sum with and without (i, i)."""
+    _wide_vectors()
+    G = Gv[i]
+    nxi = nx[I0 + i]
+    kt = Kt[i]
+    total = 0.0
+    for j in range(bj):
+        r2 = max(nxi + ny[J0 + j] - 2.0 * G[j], 0.0)
+        r2 = 0.0 if j == jdiag else r2
+        k = _exp_scalar(c_exp * r2)
+        k = 0.0 if j == jdiag else k
+        total += k
+        kt[j] = k
+    return total
+
+
+def _cross_body(Xd, Yd, YW, nx, ny, same, bw, rows, acc, sums, G, K, tmp):
+    n, d = Xd.shape
+    m = Yd.shape[0]
+    dyw = YW.shape[1]
+    n_chunks = G.shape[0]
+    tile = _TILE
+    nb = (n + tile - 1) // tile
+    c_exp = -0.5 / bw
+    for c in prange(n_chunks):
+        for b in range(c, nb, n_chunks):
+            I0 = b * tile
+            bi = min(tile, n - I0)
+            total = 0.0
+            for J0 in range(0, m, tile):
+                bj = min(tile, m - J0)
+                Gv = G[c][:bi * bj].reshape((bi, bj))
+                np.dot(Xd[I0:I0 + bi], Yd[J0:J0 + bj].T, Gv)
+                Kt = K[c][:bi * bj].reshape((bi, bj))
+                for i in range(bi):
+                    jdiag = I0 + i - J0 if same else -1
+                    t = _cross_tile_row(i, bj, jdiag, Gv, nx, ny, I0, J0, c_exp, Kt)
+                    sums[I0 + i] += t
+                    total += t
+                tv = tmp[c][:bi * dyw].reshape((bi, dyw))
+                np.dot(Kt, YW[J0:J0 + bj], tv)
+                _add_rows(acc, I0, tv)
+            rows[b] = total
+
+
+_cross_parallel = njit(cache=True, parallel=True)(_cross_body)
+_cross_serial = njit(cache=True)(_cross_body)
+
+
+@njit(cache=True)
+def _centred_cross(x, y, w, Xd, Yd, YW, nx, ny):
+    """``x`` and ``y`` shifted by the mean of ``y``, in the tiles' dtype, with their norms."""
+    n, d = x.shape
+    m = y.shape[0]
+    dw = w.shape[1]
+    mean = np.zeros(d)
+    for j in range(m):
+        for k in range(d):
+            mean[k] += y[j, k]
+    mean /= max(m, 1)
+    for i in range(n):
+        q = 0.0
+        for k in range(d):
+            Xd[i, k] = x[i, k] - mean[k]
+            q += np.float64(Xd[i, k]) ** 2
+        nx[i] = q
+    for j in range(m):
+        q = 0.0
+        for k in range(d):
+            Yd[j, k] = y[j, k] - mean[k]
+            YW[j, k] = Yd[j, k]
+            q += np.float64(Yd[j, k]) ** 2
+        for k in range(dw):
+            YW[j, d + k] = w[j, k]
+        ny[j] = q
+
+
+def tiled_gaussian_cross(x, y, w, bw, parallel, dtype):
+    """:func:`._drivers._gaussian_cross` through the tiled path: ``total, gx, gw``.
+
+    ``y is x`` marks the sums within ``x`` (SVGD, MMD's first term); ``w`` is
+    None (MMD) or the partners' weights (SVGD: the scores).
+    """
+    from numba import get_num_threads
+
+    from ._threads import single_threaded_blas
+
+    same = y is x
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y = x if same else np.ascontiguousarray(y, dtype=np.float64)
+    w = (np.empty((y.shape[0], 0)) if w is None
+         else np.ascontiguousarray(w, dtype=np.float64))
+    n, d = x.shape
+    m, dw = y.shape[0], w.shape[1]
+    Xd = _aligned((n, d), dtype)
+    Yd = _aligned((m, d), dtype)
+    YW = _aligned((m, d + dw), dtype)
+    nx = np.empty(n)
+    ny = np.empty(m)
+    _centred_cross(x, y, w, Xd, Yd, YW, nx, ny)
+    nb = (n + _TILE - 1) // _TILE
+    n_chunks = min(get_num_threads(), nb) if parallel else 1
+    G = _aligned((n_chunks, _TILE * _TILE), dtype, zero=True)
+    K = _aligned((n_chunks, _TILE * _TILE), dtype, zero=True)
+    tmp = _aligned((n_chunks, _TILE * (d + dw)), dtype, zero=True)
+    rows = np.zeros(nb)
+    acc = np.zeros((n, d + dw))
+    sums = np.zeros(n)
+    args = (Xd, Yd, YW, nx, ny, same, float(bw), rows, acc, sums, G, K, tmp)
+    with single_threaded_blas():
+        (_cross_parallel if parallel else _cross_serial)(*args)
+    total = _ordered_sum(rows)
+    xr = Xd.astype(np.float64)
+    gx = xr * sums[:, None] - acc[:, :d]
+    gw = acc[:, d:]
+    if same:  # the pairs (i, i): k = 1, counted here
+        total += n
+        gw += w
+    return total, gx, gw
