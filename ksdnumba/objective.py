@@ -137,6 +137,20 @@ class SteinObjective:
         self._score_and_hvp = getattr(target, "score_and_hvp", None)
         self._fused = _fused_mixture(target, kernel, backend)
 
+    def computes_in_float32(self, x):
+        """Whether the pair sums at float32 particles like ``x`` compute in float32.
+
+        True on the GPU, and on the CPU where the GEMM-tiled path runs (its
+        tiles take the particles' dtype); the CPU's direct rows and the linear
+        kernel compute in float64 whatever the dtype.
+        """
+        if x.dtype != np.float32 or self.kernel == "linear":
+            return False
+        if self.backend == "cuda":
+            return True
+        n, d = x.shape
+        return _cpu._choose_path(n, d, True, None) == "tiled"
+
     def score(self, x):
         """The target's score at ``x``, checked for shape and finiteness."""
         return check_finite_field(call_target(self.target.score, "score", x), x, "score")
