@@ -48,6 +48,8 @@ threads run: see :mod:`ksdnumba.kernels._cpu._threads`); the pass over each tile
 computes in float64 and every accumulation across tiles is in float64.
 """
 
+import types
+
 import numpy as np
 from numba import njit, prange
 
@@ -329,6 +331,24 @@ def _tile_pair(I0, bi, J0, bj, grad, T, Xd, Sd, W, nx, a, kind, inv_h, beta, F, 
     return total
 
 
+def _twin(body, name, parallel):
+    """``body`` compiled as the threaded driver or its serial twin, cached apart.
+
+    Numba's disk cache files a function under its qualified name and line and
+    keys the entries by signature, not by the ``parallel`` flag: two dispatchers
+    of one Python function share one entry, and the threaded driver was found
+    running the serial code it had loaded (one core busy, as fast as the serial
+    twin). A copy of the function under another name has a cache entry of its
+    own.
+    """
+    twin = types.FunctionType(body.__code__, body.__globals__, name, body.__defaults__,
+                              body.__closure__)
+    twin.__qualname__ = name
+    twin.__module__ = body.__module__
+    twin.__doc__ = body.__doc__
+    return njit(cache=True, parallel=parallel)(twin)
+
+
 @njit(cache=True)
 def _round_pair(r, k, m):
     """Pair ``k`` of round ``r`` of the circle method for ``m`` (even) players."""
@@ -376,8 +396,8 @@ def _tiled_body(T, Xd, Sd, W, nx, a, kind, bw, beta, grad, acc1, acc2, acc3, sum
     return _ordered_sum(totals.ravel())
 
 
-_tiled_parallel = njit(cache=True, parallel=True)(_tiled_body)
-_tiled_serial = njit(cache=True)(_tiled_body)
+_tiled_parallel = _twin(_tiled_body, "_tiled_parallel", parallel=True)
+_tiled_serial = _twin(_tiled_body, "_tiled_serial", parallel=False)
 
 
 @njit(cache=True)
@@ -556,8 +576,8 @@ def _cross_body(Xd, Yd, YW, nx, ny, same, bw, rows, acc, sums, G, K, tmp):
             rows[b] = total
 
 
-_cross_parallel = njit(cache=True, parallel=True)(_cross_body)
-_cross_serial = njit(cache=True)(_cross_body)
+_cross_parallel = _twin(_cross_body, "_cross_parallel", parallel=True)
+_cross_serial = _twin(_cross_body, "_cross_serial", parallel=False)
 
 
 @njit(cache=True)
