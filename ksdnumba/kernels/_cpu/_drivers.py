@@ -48,7 +48,9 @@ def _transposed(x, s):
 # 1.08-1.11 at d = 5-6, 1.16-1.34 at d = 8, 1.38-1.44 at d = 10; the value
 # alone 1.15-1.29 at d = 5-6. At n = 512 the tiled path lost up to d = 16 (its
 # fixed costs: the diagonal tiles, the layout, the scratch), at n = 128-256 by
-# a factor of 1.2-4. The threaded drivers favour the tiled path slightly more.
+# a factor of 1.2-4. With the thread pool (bench_tiled.py --crossover, quiet
+# machine) the tiled path won more: 1.2-1.8 at d = 6-12 for n = 500-2000, and
+# from 0.6 to 1.6 at d = 3-5, too unsteady to move the thresholds there.
 _TILED_MIN_D = {True: 6, False: 6}  # with gradients, value alone
 _TILED_MIN_N = 1000
 PATHS = ("direct", "tiled")
