@@ -8,9 +8,13 @@ sums, and times them in turns: the Stein sums (Gaussian, IMQ with beta = 1/2),
 the SVGD direction and the MMD cross sums, serial and with the thread pool.
 
     python benchmarks/compare_kernels.py --against HEAD~3 --sizes 2000,20000 --dims 2
+    python benchmarks/compare_kernels.py --against e21fc01 --sizes 5000,20000 \
+        --dims 2,3,10,20,50,100 --kernels gaussian,imq --threads pool
 
 The old module must be importable on its own (it imports only NumPy, Numba and
-llvmlite). Each kernel is compiled before it is timed; the best of ``--rounds``
+llvmlite); it is read from ``ksdnumba/kernels/_cpu.py``, where the CPU backend
+lived as one file before it became a package (revisions up to ``e21fc01`` and a
+little after). The new side is the working tree's package. Each kernel is compiled before it is timed; the best of ``--rounds``
 rounds is kept.
 """
 
@@ -59,7 +63,10 @@ def main(argv=None):
     parser.add_argument("--dims", default="2")
     parser.add_argument("--kernels", default="gaussian,imq,svgd,mmd")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", default="serial,pool",
+                        help="which drivers to time: serial, pool or both")
     args = parser.parse_args(argv)
+    drivers = [{"serial": False, "pool": True}[v] for v in args.threads.split(",")]
     sys.path.insert(0, str(ROOT))
     from ksdnumba.kernels import _cpu as new
 
@@ -76,7 +83,7 @@ def main(argv=None):
                 for kernel in args.kernels.split(","):
                     call = CALLS[kernel]
                     diff = _max_rel_diff(call(new, x, s, y, None), call(old, x, s, y, None))
-                    for parallel in (False, True):
+                    for parallel in drivers:
                         for module in (old, new):  # compiles, or loads from the cache
                             call(module, x[:64], s[:64], y[:64], parallel)
                         best = {}

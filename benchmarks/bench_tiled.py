@@ -1,0 +1,278 @@
+"""The GEMM-tiled Stein sums: the machine's bound, crossovers, float32, memory, ksddescent.
+
+Each part prints a table; run one or several:
+
+    python benchmarks/bench_tiled.py --bound
+    python benchmarks/bench_tiled.py --crossover --sizes 128,512,2000 --dims 3,4,5,6,8,10
+    python benchmarks/bench_tiled.py --dtypes --sizes 5000,20000 --dims 2,3,10,20,50,100
+    python benchmarks/bench_tiled.py --rss
+    python benchmarks/bench_tiled.py --ksddescent --sizes 2000,5000 --dims 2,10,50,100
+
+``--bound`` times square GEMMs (2000 x 2000) in float64 and float32: one
+single-threaded GEMM alone, two at once (one per thread), and one two-threaded.
+On a machine whose two vCPUs share one core's floating-point units, the sum of
+the two-at-once rates is the whole machine's bound.
+
+``--crossover`` times the direct rows against the tiled path (``--kernels`` among
+gaussian, imq, svgd, mmd; the MMD cross sums take the scores as partners) (``path=...`` of
+:mod:`ksdnumba.kernels._cpu`) with the thread pool (``--serial``: the serial
+drivers), alternately, best of ``--rounds``: the ratio decides ``_TILED_MIN_D``
+and ``_TILED_MIN_N``.
+
+``--dtypes`` times the automatic path with float32 and float64 particles,
+alternately, and reports each as a fraction of the bound (``--bound-gflops``,
+float64; float32 is taken as twice that) through the flop count of the path
+that ran: the tiled path's products cost ``16 d`` flops per ordered pair
+(Gaussian: ``14 d``) computed once per unordered pair of tiles for the Gram
+part, plus the pass over each tile; the direct rows ``19 d + 51``.
+
+``--rss`` runs ``gaussian_stein_sums`` at n = 50,000, d = 50 in a fresh process
+and reports its peak resident memory.
+
+``--ksddescent`` times :func:`ksdnumba.ksd_and_grad` (float64 and float32) against
+ksddescent's dense torch Gaussian Stein kernel with autograd in float32 (what
+its ``ksdd_lbfgs`` evaluates per step), when torch and ksddescent import.
+"""
+
+import argparse
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BW_PER_DIM = 0.5  # bw = 0.5 d keeps the kernel's width fixed relative to the spread
+
+
+def _best(calls, rounds):
+    """Best time of each callable over ``rounds`` rounds, called in turns."""
+    best = [np.inf] * len(calls)
+    for _ in range(rounds):
+        for k, call in enumerate(calls):
+            start = time.perf_counter()
+            call()
+            best[k] = min(best[k], time.perf_counter() - start)
+    return best
+
+
+def measure_bound(size=2000, rounds=5):
+    """GFLOP/s of square GEMMs: one thread alone, two single-threaded at once, two threads."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    rows = {}
+    for dtype in (np.float64, np.float32):
+        a = rng.random((size, size)).astype(dtype)
+        b = rng.random((size, size)).astype(dtype)
+        flops = 2.0 * size**3
+        with threadpool_limits(1, user_api="blas"):
+            a @ b
+            (one,) = _best([lambda: a @ b], rounds)
+
+            def worker():
+                for _ in range(rounds):
+                    a @ b
+
+            threads = [threading.Thread(target=worker) for _ in range(2)]
+            start = time.perf_counter()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            both = time.perf_counter() - start
+        with threadpool_limits(2, user_api="blas"):
+            a @ b
+            (two,) = _best([lambda: a @ b], rounds)
+        rows[np.dtype(dtype).name] = {
+            "one thread": flops / one / 1e9,
+            "two at once (sum)": 2 * rounds * flops / both / 1e9,
+            "one two-threaded": flops / two / 1e9,
+        }
+    print(f"{'dtype':>8} {'one thread':>11} {'two at once':>12} {'2-threaded':>11}  GFLOP/s")
+    for name, r in rows.items():
+        print(f"{name:>8} {r['one thread']:>11.1f} {r['two at once (sum)']:>12.1f} "
+              f"{r['one two-threaded']:>11.1f}")
+    return rows
+
+
+def _problem(n, d, dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, d))
+    s = -x + 0.3 * rng.normal(size=(n, d))
+    return x.astype(dtype), s.astype(dtype)
+
+
+def _stein_call(cpu, kernel, grad, x, s, bw, **kw):
+    if kernel == "svgd":  # the base kernel's sums: no value-alone variant
+        return lambda: cpu.gaussian_svgd_direction(x, s, bw, **kw)
+    if kernel == "mmd":
+        return lambda: cpu.gaussian_kernel_sums(x, s, bw, **kw)
+    if kernel == "gaussian":
+        f = cpu.gaussian_stein_sums if grad else cpu.gaussian_stein_total
+        return lambda: f(x, s, bw, **kw)
+    f = cpu.imq_stein_sums if grad else cpu.imq_stein_total
+    return lambda: f(x, s, bw, 0.5, **kw)
+
+
+def crossover(sizes, dims, kernels, rounds, parallel):
+    from ksdnumba.kernels import _cpu
+
+    print(f"threads: {'pool' if parallel else 'serial'}")
+    print(f"{'kernel':>8} {'grad':>5} {'n':>6} {'d':>4} {'direct ms':>10} {'tiled ms':>9} "
+          f"{'tiled speed-up':>14}")
+    for kernel in kernels:
+        for grad in (True, False) if kernel in ("gaussian", "imq") else (True,):
+            for d in dims:
+                for n in sizes:
+                    x, s = _problem(n, d)
+                    calls = [_stein_call(_cpu, kernel, grad, x, s, BW_PER_DIM * d, path=p,
+                                         parallel=parallel) for p in ("direct", "tiled")]
+                    for c in calls:
+                        c()
+                    direct, tiled = _best(calls, rounds)
+                    print(f"{kernel:>8} {str(grad):>5} {n:>6} {d:>4} {direct * 1e3:>10.2f} "
+                          f"{tiled * 1e3:>9.2f} {direct / tiled:>14.2f}", flush=True)
+
+
+def _flops_per_pair(path, kernel, d):
+    """Arithmetic per ordered pair of the path that ran (see the module's docstring)."""
+    if path == "direct":
+        return 19 * d + 51
+    back = 6 * d if kernel == "gaussian" else 8 * d
+    return 4 * d + back + 60  # Gram part once per unordered pair, products, tile pass
+
+
+def dtypes(sizes, dims, kernels, rounds, bound):
+    from ksdnumba.kernels import _cpu
+
+    print(f"{'kernel':>8} {'n':>6} {'d':>4} {'path':>7} {'f64 ms':>9} {'f32 ms':>9} "
+          f"{'f32 speed-up':>12} {'f64 % bound':>11} {'f32 % bound':>11}")
+    for kernel in kernels:
+        for d in dims:
+            for n in sizes:
+                x, s = _problem(n, d)
+                x32, s32 = x.astype(np.float32), s.astype(np.float32)
+                calls = [_stein_call(_cpu, kernel, True, x, s, BW_PER_DIM * d),
+                         _stein_call(_cpu, kernel, True, x32, s32, BW_PER_DIM * d)]
+                for c in calls:
+                    c()
+                t64, t32 = _best(calls, rounds)
+                path = _cpu._choose_path(n, d, True, None)
+                flops = _flops_per_pair(path, kernel, d) * float(n) ** 2
+                # The direct rows compute in float64 whatever the input.
+                bound32 = 2 * bound if path == "tiled" else bound
+                print(f"{kernel:>8} {n:>6} {d:>4} {path:>7} {t64 * 1e3:>9.1f} {t32 * 1e3:>9.1f} "
+                      f"{t64 / t32:>12.2f} {100 * flops / t64 / 1e9 / bound:>10.0f}% "
+                      f"{100 * flops / t32 / 1e9 / bound32:>10.0f}%", flush=True)
+
+
+_RSS_CODE = """
+import resource, sys
+import numpy as np
+sys.path.insert(0, {root!r})
+from ksdnumba.kernels import _cpu
+rng = np.random.default_rng(0)
+x = rng.normal(size=({n}, {d})); s = -x
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+_cpu.gaussian_stein_sums(x, s, {bw})
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(before / 1024, after / 1024)
+"""
+
+
+def peak_rss(n=50_000, d=50):
+    code = _RSS_CODE.format(root=str(ROOT), n=n, d=d, bw=BW_PER_DIM * d)
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    elapsed = time.perf_counter() - start
+    before, after = float(out[0]), float(out[1])
+    print(f"n = {n}, d = {d}: peak RSS {after:.0f} MiB (before the call {before:.0f} MiB; "
+          f"the process ran {elapsed:.0f} s)")
+
+
+def versus_ksddescent(sizes, dims, rounds):
+    try:
+        import torch
+        from ksddescent.kernels import gaussian_stein_kernel_single
+    except ImportError as exc:
+        print(f"ksddescent comparison skipped: {exc}")
+        return
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from bench_objective import _problem as mixture_problem
+    from bench_objective import _torch_mixture_score
+
+    import ksdnumba as kn
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; the same mixture, "
+          "bw = 0.5 d; ksddescent's kernel and autograd through its score, float32")
+    print(f"{'n':>6} {'d':>4} {'ksddescent f32 ms':>17} {'ours f64 ms':>11} {'ours f32 ms':>11} "
+          f"{'x (f64)':>8} {'x (f32)':>8} {'KSD2 rel diff':>13}")
+    for d in dims:
+        bw = BW_PER_DIM * d
+        score = _torch_mixture_score(torch, d, torch.float32)
+        for n in sizes:
+            target, x = mixture_problem(n, d)
+            x32 = x.astype(np.float32)
+            out = {}
+
+            def theirs():
+                xt = torch.tensor(x32, requires_grad=True)
+                loss = gaussian_stein_kernel_single(xt, score(xt), bw).sum() / n**2
+                loss.backward()
+                out["value"] = loss.item()
+
+            calls = [theirs,
+                     lambda: kn.ksd_and_grad(x, target, bw=bw, backend="cpu"),
+                     lambda: kn.ksd_and_grad(x32, target, bw=bw, backend="cpu")]
+            for c in calls:
+                c()
+            t_them, t64, t32 = _best(calls, rounds)
+            ours = kn.ksd_and_grad(x, target, bw=bw, backend="cpu")[0]
+            diff = abs(out["value"] - ours) / abs(ours)
+            print(f"{n:>6} {d:>4} {t_them * 1e3:>17.1f} {t64 * 1e3:>11.1f} {t32 * 1e3:>11.1f} "
+                  f"{t_them / t64:>8.1f} {t_them / t32:>8.1f} {diff:>13.1e}", flush=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bound", action="store_true")
+    parser.add_argument("--crossover", action="store_true")
+    parser.add_argument("--dtypes", action="store_true")
+    parser.add_argument("--rss", action="store_true")
+    parser.add_argument("--ksddescent", action="store_true")
+    parser.add_argument("--sizes", default="2000,5000")
+    parser.add_argument("--dims", default="2,3,10,20,50,100")
+    parser.add_argument("--kernels", default="gaussian,imq")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--serial", action="store_true",
+                        help="--crossover with the serial drivers (steadier on a loaded machine)")
+    parser.add_argument("--bound-gflops", type=float, default=None,
+                        help="float64 bound for --dtypes; measured with --bound if omitted")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    sizes = [int(v) for v in args.sizes.split(",")]
+    dims = [int(v) for v in args.dims.split(",")]
+    kernels = args.kernels.split(",")
+    bound = args.bound_gflops
+    if args.bound or (args.dtypes and bound is None):
+        rows = measure_bound()
+        if bound is None:
+            bound = max(rows["float64"].values())
+    if args.crossover:
+        crossover(sizes, dims, kernels, args.rounds, not args.serial)
+    if args.dtypes:
+        print(f"bound: {bound:.1f} GFLOP/s in float64")
+        dtypes(sizes, dims, kernels, args.rounds, bound)
+    if args.rss:
+        peak_rss()
+    if args.ksddescent:
+        versus_ksddescent(sizes, dims, args.rounds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""The CPU kernels' entry points: argument layout, serial or threaded driver, and path.
+
+Each public function here takes ``(n, d)`` arrays, lays them out for the
+compiled loops and picks the driver. The formulas are stated once, in the
+package's docstring (:mod:`ksdnumba.kernels._cpu`).
+"""
+
+import numpy as np
+from numba import get_num_threads
+
+from ._direct import (
+    _gaussian_cross_parallel,
+    _gaussian_cross_serial,
+    _radial_sums_parallel,
+    _radial_sums_serial,
+    _radial_total_parallel,
+    _radial_total_serial,
+)
+from ._tiled import tiled_gaussian_cross, tiled_radial_sums
+from ._vecmath import GAUSSIAN, IMQ
+
+# Below this many particles the serial twin is faster than waking the threads
+# (measured on a 2-core machine: equal at n = 64, serial 40% faster at n = 16).
+SERIAL_MAX_N = 64
+
+
+def _use_parallel(n, parallel):
+    return n > SERIAL_MAX_N if parallel is None else bool(parallel)
+
+
+def _n_chunks(n):
+    # A few chunks per thread balance the load. Read here, not inside the
+    # kernel, where get_num_threads would make the kernel uncacheable.
+    return min(n, 8 * get_num_threads())
+
+
+def _transposed(x, s):
+    # float64 copies: the kernels compute in float64 whatever the input dtype,
+    # and compile once.
+    return (np.ascontiguousarray(x.T, dtype=np.float64),
+            np.ascontiguousarray(s.T, dtype=np.float64))
+
+
+# The tiled path (GEMM-tiled, :mod:`._tiled`) from this dimension on, for at
+# least this many particles; below, the direct rows. Measured side by side with
+# the serial drivers on the project's 2-core machine (benchmarks/bench_tiled.py
+# --crossover --serial), tiled against direct at n = 2000: with gradients
+# 1.08-1.11 at d = 5-6, 1.16-1.34 at d = 8, 1.38-1.44 at d = 10; the value
+# alone 1.15-1.29 at d = 5-6. At n = 512 the tiled path lost up to d = 16 (its
+# fixed costs: the diagonal tiles, the layout, the scratch), at n = 128-256 by
+# a factor of 1.2-4. With the thread pool (bench_tiled.py --crossover, quiet
+# machine) the tiled path won more: 1.2-1.8 at d = 6-12 for n = 500-2000, and
+# from 0.6 to 1.6 at d = 3-5, too unsteady to move the thresholds there.
+_TILED_MIN_D = {True: 6, False: 6}  # with gradients, value alone
+_TILED_MIN_N = 1000
+PATHS = ("direct", "tiled")
+
+
+def _choose_path(n, d, grad, path):
+    if path is None:
+        return "tiled" if d >= _TILED_MIN_D[grad] and n >= _TILED_MIN_N else "direct"
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS} or None, got {path!r}")
+    return path
+
+
+def _tile_dtype(x):
+    # float32 particles: float32 tiles and products, float64 across tiles.
+    # Measured side by side in one process (benchmarks/bench_tiled.py --dtypes),
+    # float32 against float64 tiles at n = 5000: 1.2-1.3 at d = 6, 1.0-1.2 at
+    # d = 10, 1.5 at d = 20, 1.7-1.8 at d = 50, 3.2 at d = 100 (n = 5000 and
+    # 20,000): below d = 20 the products of so few columns are bound by their
+    # output, and the pass over each tile computes in float64.
+    return np.float32 if x.dtype == np.float32 else np.float64
+
+
+def _radial_sums(kind, x, s, bw, beta, parallel, path=None):
+    n, d = x.shape
+    if _choose_path(n, d, True, path) == "tiled":
+        return tiled_radial_sums(kind, x, s, bw, beta, True, _use_parallel(n, parallel),
+                                 _tile_dtype(x))
+    xT, sT = _transposed(x, s)
+    gx = np.empty(x.shape)
+    gs = np.empty(x.shape)
+    if _use_parallel(n, parallel):
+        total = _radial_sums_parallel(xT, sT, kind, bw, beta, gx, gs, _n_chunks(n))
+    else:
+        total = _radial_sums_serial(xT, sT, kind, bw, beta, gx, gs)
+    return total, gx, gs
+
+
+def _radial_total(kind, x, s, bw, beta, parallel, path=None):
+    n, d = x.shape
+    if _choose_path(n, d, False, path) == "tiled":
+        return tiled_radial_sums(kind, x, s, bw, beta, False, _use_parallel(n, parallel),
+                                 _tile_dtype(x))
+    xT, sT = _transposed(x, s)
+    if _use_parallel(n, parallel):
+        return _radial_total_parallel(xT, sT, kind, bw, beta, _n_chunks(n))
+    return _radial_total_serial(xT, sT, kind, bw, beta)
+
+
+def gaussian_stein_sums(x, s, bw, parallel=None, path=None):
+    r"""Gaussian Stein kernel summed over all pairs, with its partial gradients.
+
+    Base kernel :math:`k(x, y) = e^{-|x - y|^2 / (2 h)}`, ``h = bw``.
+
+    Parameters
+    ----------
+    x, s : ndarray of shape (n, d)
+        Particles and their scores.
+    bw : float
+        Squared length scale ``h``.
+    parallel : bool or None
+        Use the threaded driver; None decides from ``n``.
+    path : {"direct", "tiled"} or None
+        The direct rows or the GEMM-tiled path (see the package's docstring);
+        None decides from ``n`` and ``d``. With float32 particles the tiled
+        path computes its tiles in float32.
+
+    Returns
+    -------
+    total : float
+        :math:`\sum_{i,j} k_p(x_i, x_j)`.
+    gx : ndarray of shape (n, d), float64
+        Row ``i`` is :math:`\sum_j \nabla_x k_p(x_i, x_j)`, scores held fixed.
+    gs : ndarray of shape (n, d), float64
+        Row ``i`` is :math:`\sum_j \partial k_p(x_i, x_j) / \partial s(x_i)`.
+    """
+    return _radial_sums(GAUSSIAN, x, s, float(bw), 0.0, parallel, path)
+
+
+def gaussian_stein_total(x, s, bw, parallel=None, path=None):
+    r"""Gaussian Stein kernel summed over all pairs, :math:`\sum_{i,j} k_p(x_i, x_j)`."""
+    return _radial_total(GAUSSIAN, x, s, float(bw), 0.0, parallel, path)
+
+
+def gaussian_stein_diagonal(x, s, bw):
+    """``k_p(x_i, x_i) = |s_i|^2 + d / h`` for each particle."""
+    return np.einsum("ij,ij->i", s, s) + x.shape[1] / bw
+
+
+def imq_stein_sums(x, s, bw, beta, parallel=None, path=None):
+    r"""IMQ Stein kernel summed over all pairs, with its partial gradients.
+
+    Base kernel :math:`k(x, y) = (1 + |x - y|^2 / h)^{-\beta}`, ``h = bw``,
+    ``0 < beta < 1``. Parameters and returns as :func:`gaussian_stein_sums`.
+    """
+    return _radial_sums(IMQ, x, s, float(bw), float(beta), parallel, path)
+
+
+def imq_stein_total(x, s, bw, beta, parallel=None, path=None):
+    r"""IMQ Stein kernel summed over all pairs, :math:`\sum_{i,j} k_p(x_i, x_j)`."""
+    return _radial_total(IMQ, x, s, float(bw), float(beta), parallel, path)
+
+
+def imq_stein_diagonal(x, s, bw, beta):
+    r"""``k_p(x_i, x_i) = |s_i|^2 + 2 d \beta / h`` for each particle."""
+    return np.einsum("ij,ij->i", s, s) + 2.0 * x.shape[1] * beta / bw
+
+
+def linear_stein_sums(x, s):
+    r"""Linear Stein kernel summed over all pairs, with its partial gradients.
+
+    Base kernel :math:`k(x, y) = x \cdot y`, whose Stein kernel is
+    :math:`k_p(x, y) = (x \cdot y)(s(x) \cdot s(y)) + s(x) \cdot x + s(y) \cdot y + d`.
+    With :math:`M = \sum_i x_i s_i^\top` every sum is linear in ``n``:
+
+    .. math::
+
+        \sum_{i,j} k_p = \|M\|_F^2 + 2 n \sum_i s_i \cdot x_i + n^2 d, \quad
+        g^x_i = M s_i + n s_i, \quad g^s_i = M^\top x_i + n x_i.
+
+    Returns ``total, gx, gs`` as :func:`gaussian_stein_sums`. O(n d^2) time.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    n, d = x.shape
+    M = x.T @ s
+    total = np.sum(M * M) + 2.0 * n * np.einsum("ij,ij->", s, x) + n * n * d
+    return total, s @ M.T + n * s, x @ M + n * x
+
+
+def linear_stein_total(x, s):
+    """Linear Stein kernel summed over all pairs (see :func:`linear_stein_sums`)."""
+    x = np.asarray(x, dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    n, d = x.shape
+    M = x.T @ s
+    return np.sum(M * M) + 2.0 * n * np.einsum("ij,ij->", s, x) + n * n * d
+
+
+def linear_stein_diagonal(x, s):
+    """``k_p(x_i, x_i) = |x_i|^2 |s_i|^2 + 2 s_i . x_i + d`` for each particle."""
+    return (np.einsum("ij,ij->i", x, x) * np.einsum("ij,ij->i", s, s)
+            + 2.0 * np.einsum("ij,ij->i", s, x) + x.shape[1])
+
+
+# The tiled path for the base kernel's sums (SVGD, MMD) from this dimension on,
+# for at least this many points. Measured as for the Stein sums (serial, side by
+# side, on a loaded machine): at n = 3000 tiled against direct 0.85-1.1 at
+# d = 6-12 and 1.4-1.8 at d = 20; at n = 1000 it lost up to d = 12. Their
+# direct rows do less per pair than the Stein kernels' (no S, no D . u), so the
+# products pay later.
+_TILED_CROSS_MIN_D = 16
+_TILED_CROSS_MIN_N = 2000
+
+
+def _gaussian_cross(x, y, w, bw, parallel, path=None):
+    n, d = x.shape
+    if path is None:
+        path = ("tiled" if d >= _TILED_CROSS_MIN_D and min(n, y.shape[0]) >= _TILED_CROSS_MIN_N
+                else "direct")
+    elif path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS} or None, got {path!r}")
+    if path == "tiled":
+        par = (n * y.shape[0] > SERIAL_MAX_N**2) if parallel is None else bool(parallel)
+        return tiled_gaussian_cross(x, y, w, bw, par, _tile_dtype(x))
+    xT = np.ascontiguousarray(x.T, dtype=np.float64)
+    yT = xT if y is x else np.ascontiguousarray(y.T, dtype=np.float64)
+    wT = (np.empty((0, yT.shape[1])) if w is None
+          else np.ascontiguousarray(w.T, dtype=np.float64))
+    n = x.shape[0]
+    gx = np.empty((n, x.shape[1]))
+    gw = np.empty((n, wT.shape[0]))
+    # The number of pairs decides whether waking the threads pays (n != m for MMD).
+    if (n * y.shape[0] > SERIAL_MAX_N**2) if parallel is None else parallel:
+        total = _gaussian_cross_parallel(xT, yT, wT, float(bw), gx, gw, _n_chunks(n))
+    else:
+        total = _gaussian_cross_serial(xT, yT, wT, float(bw), gx, gw)
+    return total, gx, gw
+
+
+def gaussian_kernel_sums(x, y, bw, parallel=None, path=None):
+    r"""Gaussian kernel summed over all pairs of ``x`` and ``y``, with its gradient.
+
+    .. math::
+
+        k(x, y) = e^{-|x - y|^2 / (2 h)}, \qquad
+        \mathrm{total} = \sum_{i,j} k(x_i, y_j), \qquad
+        g_i = \sum_j k(x_i, y_j)\, (x_i - y_j),
+
+    so that :math:`\nabla_{x_i} \sum_j k(x_i, y_j) = -g_i / h`.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, d)
+        Points.
+    y : ndarray of shape (m, d)
+        Partners; pass ``x`` itself (the same object) for the sums within ``x``.
+    bw : float
+        Squared length scale ``h``.
+    parallel : bool or None
+        Use the threaded driver; None decides from ``n`` and ``m``.
+    path : {"direct", "tiled"} or None
+        The direct rows or the GEMM-tiled path; None decides from the sizes
+        and ``d``. With float32 ``x`` the tiled path computes in float32.
+
+    Returns
+    -------
+    total : float
+        :math:`\sum_{i,j} k(x_i, y_j)`.
+    g : ndarray of shape (n, d), float64
+        Row ``i`` is :math:`\sum_j k(x_i, y_j) (x_i - y_j)`.
+    """
+    total, gx, _ = _gaussian_cross(x, y, None, bw, parallel, path)
+    return total, gx
+
+
+def gaussian_svgd_direction(x, s, bw, parallel=None, path=None):
+    r"""The SVGD direction for the Gaussian kernel, one row per particle.
+
+    .. math::
+
+        \phi(x_i) = \frac{1}{n} \sum_j \left[ k(x_j, x_i)\, s_j
+            + \nabla_{x_j} k(x_j, x_i) \right]
+        = \frac{1}{n} \sum_j k_{ij} \left[ s_j + \frac{x_i - x_j}{h} \right],
+
+    with :math:`k(x, y) = e^{-|x - y|^2 / (2 h)}`: the kernel-smoothed score
+    (drift) plus the repulsion between particles.
+
+    Parameters
+    ----------
+    x, s : ndarray of shape (n, d)
+        Particles and their scores.
+    bw : float
+        Squared length scale ``h``.
+    parallel : bool or None
+        Use the threaded driver; None decides from ``n``.
+    path : {"direct", "tiled"} or None
+        The direct rows or the GEMM-tiled path; None decides from ``n`` and
+        ``d``. With float32 ``x`` the tiled path computes in float32.
+
+    Returns
+    -------
+    ndarray of shape (n, d), float64
+        Row ``i`` is :math:`\phi(x_i)`.
+    """
+    n = x.shape[0]
+    _, gx, gs = _gaussian_cross(x, x, s, bw, parallel, path)
+    gx *= 1.0 / bw
+    gx += gs
+    gx *= 1.0 / n
+    return gx
+
