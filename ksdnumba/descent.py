@@ -16,21 +16,8 @@ from ._validation import (
     check_positive_int,
     check_tolerance,
 )
+from .kernels._cpu._threads import single_threaded_blas
 from .objective import make_objective
-
-
-def _single_threaded_blas():
-    """A context manager that holds BLAS to one thread, restoring it on exit.
-
-    L-BFGS-B calls BLAS on tiny vectors between evaluations; with BLAS threads and
-    numba's threads spinning on the same cores, a 50-particle fit on 2 cores ran
-    90 times slower. The switch is the CPU kernels' own
-    (:func:`ksdnumba.kernels._cpu._threads.single_threaded_blas`), one place for
-    the package's thread discipline.
-    """
-    from .kernels._cpu._threads import single_threaded_blas
-
-    return single_threaded_blas()
 
 
 class _Run:
@@ -277,7 +264,10 @@ def _lbfgs(value_and_grad, x0, run, max_iter, ftol, gtol):
         return run.result(False, 1, "max_iter=0: no iteration performed", nfev[0])
     options = {"maxiter": max_iter, "maxfun": 2 * max_iter + 20, "ftol": ftol, "gtol": gtol}
     try:
-        with _single_threaded_blas():
+        # L-BFGS-B calls BLAS on small vectors between evaluations; with BLAS's
+        # threads and numba's spinning on the same cores, a 50-particle fit on 2
+        # cores once ran 90 times slower.
+        with single_threaded_blas():
             res = minimize(
                 fun,
                 first[0].copy(),
@@ -313,7 +303,7 @@ def _fixed_step(evaluate, advance, x0, run, max_iter, converged_message):
     """
     # The targets' NumPy code calls BLAS at every step: held to one thread, as
     # in _lbfgs, so that BLAS and numba threads do not fight over the cores.
-    with _single_threaded_blas():
+    with single_threaded_blas():
         fun, direction, converged = evaluate(x0)
         nfev = 1
         if run.record(x0, fun):

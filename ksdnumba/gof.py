@@ -5,7 +5,7 @@ Its statistic is :math:`n\, \mathrm{KSD}^2` and its null distribution is
 approximated by a bootstrap whose every draw is a quadratic form
 :math:`w^\top H w` of the Stein matrix :math:`H_{ij} = k_p(x_i, x_j)`; all draws
 are accumulated together over tiles of :math:`H`
-(:func:`ksdnumba.kernels._cpu_stein_values.quadratic_forms`), never forming it.
+(:func:`ksdnumba.kernels._cpu._values.quadratic_forms`), never forming it.
 """
 
 import numpy as np
@@ -23,7 +23,7 @@ from ._validation import (
     check_random_state,
     check_target_dims,
 )
-from .kernels import _cpu_stein_values as _values
+from .kernels._cpu import _values
 from .kernels._backend import BACKENDS, resolve_backend
 from .targets import as_score_target
 

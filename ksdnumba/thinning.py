@@ -2,7 +2,7 @@ r"""Stein thinning: pick the points of a sample that best represent the target.
 
 Greedy minimisation of the KSD of the selected points (Riabiz et al. 2022), plain
 or regularised (Benard, Staber, Da Veiga 2023), with the preconditioned kernels
-and the compiled columns of :mod:`ksdnumba.kernels._cpu_stein_values`.
+and the compiled columns of :mod:`ksdnumba.kernels._cpu._values`.
 """
 
 import numbers
@@ -20,7 +20,7 @@ from ._validation import (
     check_positive_int,
     check_spd,
 )
-from .kernels import _cpu_stein_values as _values
+from .kernels._cpu import _values
 from .kernels._backend import BACKENDS, resolve_backend
 
 __all__ = ["ThinningResult", "stein_thinning"]

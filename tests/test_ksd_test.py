@@ -8,7 +8,7 @@ from scipy import stats
 
 import ksdnumba as kn
 from ksdnumba import gof
-from ksdnumba.kernels import _cpu_stein_values as sv
+from ksdnumba.kernels._cpu import _values as sv
 from ksdnumba.kernels import _reference as ref
 
 RTOL = 1e-10

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import ksdnumba as kn
-from ksdnumba.kernels import _cpu_stein_values as sv
+from ksdnumba.kernels._cpu import _values as sv
 from ksdnumba.kernels import _reference as ref
 
 RTOL = 1e-10

@@ -12,7 +12,7 @@ from numba import config
 
 import ksdnumba as kn
 from ksdnumba.kernels import _backend
-from ksdnumba.kernels import _cpu_stein_values as sv
+from ksdnumba.kernels._cpu import _values as sv
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
 if not SIMULATOR and not _backend._cuda_available():

@@ -3,11 +3,11 @@ r"""numba.cuda kernels for Stein thinning's greedy step and the KSD test's boots
 Thinning
 --------
 
-The same greedy loop as :func:`ksdnumba.kernels._cpu_stein_values.greedy_thinning`,
+The same greedy loop as :func:`ksdnumba.kernels._cpu._values.greedy_thinning`,
 with the same signature and returns, on an NVIDIA GPU. Each step is one launch:
 one thread per point ``i`` computes the preconditioned Stein kernel
 :math:`k_p(x_i, x_c)` against the previous pick ``c`` (formulas in
-:mod:`ksdnumba.kernels._cpu_stein_values`), adds twice it to the running
+:mod:`ksdnumba.kernels._cpu._values`), adds twice it to the running
 objective, which stays on the device, and each block reduces its candidates to
 the smallest value and its lowest index (a tree in shared memory). The host
 takes the blocks' minima in block order, so ties go to the lowest index as on the
@@ -38,7 +38,7 @@ from numba import int64 as nb_int64
 
 from ._backend import _simulating
 from ._cuda import _import_with_row_stack
-from ._cpu_stein_values import P_IMQ, stein_diagonal
+from ._cpu._values import P_IMQ, stein_diagonal
 
 if not _simulating():
     _import_with_row_stack()
@@ -115,7 +115,7 @@ def greedy_thinning(kind, xT, sT, weights, trace, m, lap=None, logp=None, lam=0.
     r"""Greedy Stein thinning on the GPU: ``(idx, totals)`` as the CPU version.
 
     Parameters and returns as
-    :func:`ksdnumba.kernels._cpu_stein_values.greedy_thinning`; ``threads`` is
+    :func:`ksdnumba.kernels._cpu._values.greedy_thinning`; ``threads`` is
     the block size (a power of 2; default 256).
     """
     threads = _THREADS if threads is None else int(threads)
@@ -240,7 +240,7 @@ def quadratic_forms(kind, x, s, bw, beta, W, tile=None):
     r"""``w_b^T H w_b`` for every column of ``W`` on the GPU, without forming ``H``.
 
     Parameters and returns as
-    :func:`ksdnumba.kernels._cpu_stein_values.quadratic_forms` (``kind`` one of its
+    :func:`ksdnumba.kernels._cpu._values.quadratic_forms` (``kind`` one of its
     ``GAUSSIAN``, ``IMQ``, ``LINEAR``); ``tile`` is the side of the thread blocks
     (default 16).
     """

@@ -58,7 +58,9 @@ import time
 import numpy as np
 from numba import njit, prange
 
-from ._cpu import _KERNEL, _exp_scalar, _n_chunks, _ordered_sum, _wide_vectors, SERIAL_MAX_N
+from ._drivers import SERIAL_MAX_N, _n_chunks
+from ._threads import single_threaded_blas
+from ._vecmath import _KERNEL, _exp_scalar, _ordered_sum, _wide_vectors
 
 # Preconditioned kernels of Stein thinning.
 P_IMQ = 0
@@ -522,9 +524,7 @@ def quadratic_forms(kind, x, s, bw, beta, W, tile=_TILE, parallel=None):
     # One BLAS thread per caller: numba's threads each call BLAS, whose own threads
     # would fight them; and even alone, OpenBLAS's two threads made a 100 x 100
     # product 100 times slower (16 ms instead of 0.15) on a 2-core machine.
-    from ..descent import _single_threaded_blas
-
-    with _single_threaded_blas():
+    with single_threaded_blas():
         if use_parallel and n_tiles > 1:
             _forms_parallel(kind, xT, sT, sx, float(bw), float(beta), W, tile, partial)
         else:
