@@ -40,3 +40,33 @@ def cache_depends_on(dispatcher, *modules):
     digests = tuple(hashlib.sha256(Path(m.__file__).read_bytes()).hexdigest() for m in modules)
     cache_file._source_stamp = (own_stamp, digests)
     return True
+
+
+def cache_depends_on_each_other(modules):
+    """Stamp every disk-cached function defined in ``modules`` with all their sources.
+
+    For a package of modules that call one another's compiled functions (the
+    CPU backend: the exp of one file is inlined into the pair loops of others),
+    so that an edit to any of its files makes every cached function of the
+    package stale. Call it once, when the last of ``modules`` has been imported
+    and before any of their functions runs.
+
+    Parameters
+    ----------
+    modules : sequence of module
+        The package's modules.
+
+    Returns
+    -------
+    int
+        The number of functions stamped.
+    """
+    from numba.core.dispatcher import Dispatcher
+
+    stamped = 0
+    for module in modules:
+        for obj in vars(module).values():
+            if (isinstance(obj, Dispatcher)
+                    and getattr(obj.py_func, "__module__", None) == module.__name__):
+                stamped += cache_depends_on(obj, *modules)
+    return stamped

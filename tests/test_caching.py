@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from ksdnumba import objective
-from ksdnumba._caching import cache_depends_on
+from ksdnumba._caching import cache_depends_on, cache_depends_on_each_other
 from ksdnumba.kernels import _cpu
 
 CALLEE = """
@@ -22,7 +22,7 @@ CALLER = """
 from numba import njit
 
 import callee
-from ksdnumba._caching import cache_depends_on
+from ksdnumba._caching import cache_depends_on, cache_depends_on_each_other
 
 @njit(cache=True)
 def g():
@@ -66,3 +66,37 @@ def test_an_uncached_function_is_left_alone():
         return 0
 
     assert not cache_depends_on(h, objective)
+
+
+def test_every_cached_kernel_of_the_cpu_backend_tracks_every_file_of_it():
+    """Its files inline one another's functions: an edit to any must reach all."""
+    from numba.core.dispatcher import Dispatcher
+
+    digests = None
+    count = 0
+    for module in _cpu._SOURCES:
+        for obj in vars(module).values():
+            if isinstance(obj, Dispatcher) and obj.py_func.__module__ == module.__name__:
+                stamp = obj._cache._cache_file._source_stamp
+                assert len(stamp[1]) == len(_cpu._SOURCES), obj.py_func.__qualname__
+                digests = digests or stamp[1]
+                assert stamp[1] == digests
+                count += 1
+    assert count > 40
+
+
+def test_stamping_each_other_skips_uncached_and_imported_functions(tmp_path):
+    import types
+
+    from numba import njit
+
+    module = types.ModuleType("stamped_here")
+    module.__file__ = __file__
+
+    def f():
+        return 0
+
+    f.__module__ = module.__name__
+    module.uncached = njit(f)
+    module.imported = objective._diagonal_mixture_objective  # defined elsewhere
+    assert cache_depends_on_each_other([module]) == 0

@@ -102,8 +102,10 @@ intrinsic, the ordered sum. ``_direct``: the direct rows and their drivers,
 for the Stein kernels and the base Gaussian kernel (SVGD, MMD). ``_tiled``: the
 GEMM-tiled path. ``_threads``: the one switch that holds BLAS to one thread
 while numba's threads run. ``_drivers``: the entry points, which lay out the
-arguments and choose the driver and the path. This docstring is the one
-statement of the formulas.
+arguments and choose the driver and the path. ``_values``: Stein-kernel
+values without gradients, for Stein thinning (preconditioned kernels, one column
+per greedy step) and the KSD test (bootstrap quadratic forms); its own docstring
+states those formulas. This docstring is the one statement of the others.
 """
 from ._direct import (
     _BLOCK,
@@ -166,8 +168,12 @@ from ._vecmath import (
     _wide_vectors,
 )
 
-from . import _direct, _drivers, _threads, _tiled, _vecmath  # noqa: E402
+from ..._caching import cache_depends_on_each_other  # noqa: E402
+from . import _direct, _drivers, _threads, _tiled, _values, _vecmath  # noqa: E402
 
-# Every module of the backend, for :func:`ksdnumba._caching.cache_depends_on`:
-# a compiled function elsewhere that calls into the backend inlines their code.
-_SOURCES = (_vecmath, _direct, _tiled, _drivers)
+# Every module of the backend with compiled code. Their functions call one
+# another's across files (Numba inlines them), and Numba checks a cached function
+# against its own file only: each is stamped with all of them, and so is any
+# compiled function elsewhere that calls into the backend.
+_SOURCES = (_vecmath, _direct, _tiled, _drivers, _values)
+cache_depends_on_each_other(_SOURCES)
