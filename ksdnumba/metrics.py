@@ -84,7 +84,7 @@ def ksd(x, target, kernel="gaussian", bw=1.0, beta=0.5, statistic="v", backend="
     x = check_particles(x, "x", _particles_dtype(x))
     if statistic == "u" and x.shape[0] < 2:
         raise ValueError("the U-statistic needs at least 2 particles, got 1")
-    objective, _ = make_objective(x, target, kernel, bw, beta, backend)
+    objective, _ = make_objective(x, target, kernel, bw, beta, backend, needs_hvp=False)
     return float(objective.value(x, statistic))
 
 

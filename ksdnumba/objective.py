@@ -39,7 +39,7 @@ from ._validation import (
 )
 from .kernels import _cpu
 from .kernels._backend import kernels, resolve_backend
-from .targets import Gaussian, GaussianMixture, _mixtures, as_target
+from .targets import Gaussian, GaussianMixture, _mixtures, as_score_target, as_target
 from .targets._mixtures import _diagonal_mixture_hvp, _diagonal_mixture_terms
 
 KERNELS = ("gaussian", "imq", "linear")
@@ -221,13 +221,15 @@ def _particles_dtype(x):
     return np.float32 if dtype == np.float32 else np.float64
 
 
-def make_objective(x, target, kernel, bw, beta, backend, name="x"):
+def make_objective(x, target, kernel, bw, beta, backend, name="x", needs_hvp=True):
     """Check the arguments shared by every KSD entry point and build the objective.
 
     ``x`` must already be a checked particle array; ``bw="median"`` is resolved
-    at ``x``. Returns the objective and the target as :func:`as_target` made it.
+    at ``x``. Returns the objective and the target as :func:`as_target` made it
+    (:func:`as_score_target` with ``needs_hvp=False``: for the value alone,
+    which uses the score only).
     """
-    target = as_target(target)
+    target = as_target(target) if needs_hvp else as_score_target(target)
     check_target_dims(target, x, name)
     kernel = check_option(kernel, "kernel", KERNELS)
     beta = check_beta(beta)

@@ -239,3 +239,19 @@ def test_fused_path_falls_back_when_not_finite(monkeypatch):
     value, grad = _objective(x, target).value_and_grad(x)
     assert value == expected[0]
     np.testing.assert_array_equal(grad, expected[1])
+
+
+@pytest.mark.parametrize("statistic", ["v", "u"])
+def test_ksd_needs_only_the_score(statistic):
+    """The value uses the score alone: a target without hvp is measured as it is."""
+    target = kn.Gaussian(np.array([0.5, -1.0]), np.array([1.0, 2.0]))
+
+    class ScoreOnly:
+        def score(self, x):
+            return target.score(x)
+
+    x = np.random.default_rng(3).normal(size=(40, 2))
+    assert kn.ksd(x, ScoreOnly(), bw=0.7, statistic=statistic) == kn.ksd(
+        x, target, bw=0.7, statistic=statistic)
+    with pytest.raises(TypeError, match="has a score but no hvp"):
+        kn.ksd_and_grad(x, ScoreOnly(), bw=0.7)

@@ -20,7 +20,6 @@ import numpy as np
 
 from .._bandwidth import resolve_bw
 from ..metrics import ksd
-from ..targets import ScoreFunction
 from ._configs import INITS, METHODS, SWEEP_KEYS
 
 # Two fits at once in one process abort it when numba's threading layer is
@@ -189,11 +188,7 @@ def _fit(config, target, inits, keep, yardstick):
     if isinstance(ruler.get("bw"), str):
         # "median" as the fits resolve it: once, at the initial particles.
         ruler["bw"] = resolve_bw(ruler["bw"], x0)
-    # ksd() asks for an hvp that its value never uses: a score-only target (fine for
-    # SVGD) is measured through its score alone.
-    measured = target if callable(target) or hasattr(target, "hvp") else ScoreFunction(
-        target.score)
-    fun = ksd(res.x, measured, **ruler)
+    fun = ksd(res.x, target, **ruler)
     return {
         "fun": float(fun),
         "objective": float(res.fun),
