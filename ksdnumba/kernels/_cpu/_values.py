@@ -58,6 +58,7 @@ import time
 import numpy as np
 from numba import njit, prange
 
+from ._direct import _pair_block
 from ._drivers import SERIAL_MAX_N, _n_chunks
 from ._threads import single_threaded_blas
 from ._vecmath import _KERNEL, _exp_scalar, _ordered_sum, _wide_vectors
@@ -368,11 +369,10 @@ def _stein_tile(kind, xT, sT, sx, bw, beta, i0, ni, j0, nj, H, buf):
     for a in range(ni):
         i = i0 + a
         row = H[a]
-        for jj in range(nj):
-            r2[jj] = 0.0
-            S[jj] = 0.0
-            Du[jj] = 0.0
         if kind == LINEAR:  # r2 holds x_i . x_j
+            for jj in range(nj):
+                r2[jj] = 0.0
+                S[jj] = 0.0
             for k in range(d):
                 xik = xT[k, i]
                 sik = sT[k, i]
@@ -384,16 +384,7 @@ def _stein_tile(kind, xT, sT, sx, bw, beta, i0, ni, j0, nj, H, buf):
             for jj in range(nj):
                 row[jj] = r2[jj] * S[jj] + sx[i] + sx[j0 + jj] + d
             continue
-        for k in range(d):
-            xik = xT[k, i]
-            sik = sT[k, i]
-            xk = xT[k, j0:j0 + nj]
-            sk = sT[k, j0:j0 + nj]
-            for jj in range(nj):
-                u = xik - xk[jj]
-                r2[jj] += u * u
-                S[jj] += sik * sk[jj]
-                Du[jj] += (sik - sk[jj]) * u
+        _pair_block(i, xT, sT, j0, nj, r2, S, Du)
         if kind == GAUSSIAN:
             for jj in range(nj):
                 p = _exp_scalar(-0.5 * inv_h * r2[jj])
