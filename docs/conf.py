@@ -99,6 +99,8 @@ html_sidebars = {
     "api": [],
     "mathematics": [],
     "ksddescent": [],
+    "stein_thinning": [],
+    "sweeps": [],
     "benchmarks": [],
 }
 html_context = {"default_mode": "light"}

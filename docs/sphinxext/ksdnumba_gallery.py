@@ -10,6 +10,7 @@ from pathlib import Path
 # on Gaussians, the studies of the minima, and the Bayesian models.
 ORDER = (
     "plot_minima.py",
+    "plot_minima_statistics.py",
     "plot_simple_gaussian.py",
     "plot_quantitative_expe_gaussian.py",
     "plot_init.py",
@@ -17,6 +18,7 @@ ORDER = (
     "plot_temperature.py",
     "plot_logistic_regression.py",
     "plot_ica.py",
+    "plot_stein_thinning.py",
 )
 
 
