@@ -96,10 +96,13 @@ def test_partner_blocks_cover_every_pair(kernel, n):
     _assert_sums_match(kernel, x, s, 0.5, 0.5, None, f"n={n}")
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize("d", [2, 3], ids=["one-loop-2d-rows", "blocked-rows"])
 @pytest.mark.parametrize("kernel", ["gaussian", "imq"])
-def test_parallel_and_serial_are_bit_identical(kernel, d):
-    x, s = _problem(300, d)
+def test_parallel_and_serial_are_bit_identical(kernel, d, dtype):
+    # float32 rows from n = 1000 on
+    x, s = _problem(300 if dtype == np.float64 else 1100, d)
+    x, s = x.astype(dtype), s.astype(dtype)
     a = _cpu_sums(kernel, x, s, 0.3, 0.5, parallel=True)
     b = _cpu_sums(kernel, x, s, 0.3, 0.5, parallel=False)
     c = _cpu_sums(kernel, x, s, 0.3, 0.5, parallel=True)
@@ -202,14 +205,63 @@ def test_imq_at_huge_distances_matches_reference():
     _assert_sums_match("imq", x, s, 0.5, 0.5, False, "far pairs")
 
 
-def test_float32_inputs_accumulate_in_float64():
-    x, s = _problem(50, 2)
+@pytest.mark.parametrize("kernel, beta", [("gaussian", 0.5), ("imq", 0.5), ("imq", 0.3)],
+                         ids=["gaussian", "imq-half", "imq-0.3"])
+@pytest.mark.parametrize("d", [1, 2, 3, 5])
+@pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "serial"])
+def test_float32_direct_rows_against_float64(kernel, beta, d, parallel):
+    """float32 rows: the error of float32 rounding, no more; float64 results."""
+    n = 4 * _cpu._BLOCK + 37  # float32 from n = 1000; the last block short
+    x, s = _problem(n, d, seed=d)
     x32, s32 = x.astype(np.float32), s.astype(np.float32)
-    total, gx, _ = ref.stein_sums("gaussian", x32.astype(np.float64), s32.astype(np.float64), 0.5)
-    total32, gx32, _ = _cpu.gaussian_stein_sums(x32, s32, 0.5)
-    assert gx32.dtype == np.float64
-    np.testing.assert_allclose(total32, total, rtol=RTOL)
-    _assert_rows_close(gx32, gx, "gx")
+    bw = 0.5 * d + 0.3
+    exact = ref.stein_sums(kernel, x32.astype(np.float64), s32.astype(np.float64), bw, beta)
+    total, gx, gs = _cpu_sums(kernel, x32, s32, bw, beta, parallel)
+    assert gx.dtype == gs.dtype == np.float64
+    # Measured: up to 2e-6 of the largest entry (float32's epsilon is 1.2e-7).
+    for got, want, name in ((total, exact[0], "total"), (gx, exact[1], "gx"), (gs, exact[2], "gs")):
+        scale = np.abs(want).max()
+        np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * scale, err_msg=name)
+    value = _cpu_total(kernel, x32, s32, bw, beta, parallel)
+    np.testing.assert_allclose(value, exact[0], rtol=2e-5)
+    # ... and the rows did compute in float32 where they can (float64 rows err
+    # by ~1e-15); IMQ with beta != 1/2 computes in float64.
+    err = np.abs(gx - exact[1]).max() / np.abs(exact[1]).max()
+    if kernel == "gaussian" or beta == 0.5:
+        assert err > 1e-10
+    else:
+        assert err < 1e-12
+
+
+def test_float32_rows_sum_in_float64_across_blocks():
+    """Many equal pairs: a float32 running sum over all of them would drift.
+
+    Every pair of n = 20,000 particles at one point has ``k_p = |s|^2 + d / h``.
+    Summed in float32 along whole rows of 20,000 terms, each row would carry
+    an error of ~5e-6; over blocks of 256 summed in float64, ~1e-7.
+    """
+    n, d, bw = 20_000, 2, 0.7
+    x = np.full((n, d), 0.25, dtype=np.float32)
+    s = np.full((n, d), -0.5, dtype=np.float32)
+    total, gx, gs = _cpu.gaussian_stein_sums(x, s, bw)
+    per_pair = float(np.sum(s[0].astype(np.float64) ** 2)) + d / bw
+    np.testing.assert_allclose(total, n * n * per_pair, rtol=1e-6)
+    np.testing.assert_allclose(gs, n * s.astype(np.float64), rtol=1e-6)
+
+
+def test_float32_imq_beta_power_in_float32():
+    """The float32 branch of the general IMQ profile (the drivers send beta != 1/2
+    through float64, so it runs only when a row is called on float32 directly)."""
+    x, s = _problem(300, 3, seed=7)
+    x32, s32 = x.astype(np.float32), s.astype(np.float32)
+    xT, sT = np.ascontiguousarray(x32.T), np.ascontiguousarray(s32.T)
+    gx = np.empty(x.shape)
+    gs = np.empty(x.shape)
+    total = _cpu._radial_sums_serial(xT, sT, _cpu.IMQ, 0.8, 0.3, gx, gs)
+    exact = ref.stein_sums("imq", x32.astype(np.float64), s32.astype(np.float64), 0.8, 0.3)
+    np.testing.assert_allclose(total, exact[0], rtol=2e-5)
+    np.testing.assert_allclose(gx, exact[1], rtol=0, atol=2e-5 * np.abs(exact[1]).max())
+    np.testing.assert_allclose(gs, exact[2], rtol=0, atol=2e-5 * np.abs(exact[2]).max())
 
 
 @njit(fastmath=_cpu._FASTMATH)  # the kernels' own flags: they must not spoil the results
@@ -244,6 +296,48 @@ def test_vectorised_exp_and_log_accuracy():
     err = np.abs(out_log - expected) / np.maximum(expected, 1.0)
     assert err.max() < 1e-15, err.max()
     assert out_log[q == 1.0].max() == 0.0
+
+
+@njit(fastmath=_cpu._FASTMATH)
+def _exp32(t):
+    out = np.empty_like(t)
+    for j in range(t.size):
+        out[j] = _cpu.fexp(t[j])
+    return out
+
+
+def test_float32_exp_accuracy():
+    """The float32 exp: within 2 float32 ulps of the exact value, 0 below -87."""
+    t = np.concatenate([
+        -np.linspace(0.0, 87.0, 400_001),
+        -np.geomspace(1e-30, 1.0, 1001),
+        [-0.0, -87.0, -87.5, -104.0, -1e6],
+    ]).astype(np.float32)
+    out = _exp32(t)
+    assert out.dtype == np.float32
+    inside = t > -87.0
+    expected = np.exp(t[inside].astype(np.float64))
+    err = np.abs(out[inside] - expected) / expected
+    assert err.max() < 2.0 * np.finfo(np.float32).eps, err.max()
+    np.testing.assert_array_equal(out[~inside], 0.0)
+
+
+@pytest.mark.parametrize("kernel, beta", [("gaussian", 0.5), ("imq", 0.5), ("imq", 0.3)])
+@pytest.mark.parametrize("n, d", [(300, 2), (1100, 2), (1100, 5), (1100, 8)])
+def test_computes_in_float32_says_what_the_sums_do(kernel, beta, n, d):
+    """The objective's claim (which sets ksdd_lbfgs's ftol) against the arithmetic."""
+    import ksdnumba as kn
+
+    x, s = _problem(n, d, seed=n + d)
+    x32, s32 = x.astype(np.float32), s.astype(np.float32)
+    exact = ref.stein_sums(kernel, x32.astype(np.float64), s32.astype(np.float64), d, beta)[1]
+    gx = _cpu_sums(kernel, x32, s32, d, beta)[1]
+    in_float32 = np.abs(gx - exact).max() > 1e-10 * np.abs(exact).max()
+    from ksdnumba.objective import make_objective
+
+    objective, _ = make_objective(x32, kn.Gaussian(np.zeros(d), 1.0), kernel, float(d), beta,
+                                  "cpu")
+    assert objective.computes_in_float32(x32) == in_float32
 
 
 def test_pair_loops_ask_for_wide_vectors():

@@ -139,6 +139,7 @@ from ._drivers import (
     _radial_total,
     _transposed,
     _use_parallel,
+    computes_in_float32,
     gaussian_kernel_sums,
     gaussian_stein_diagonal,
     gaussian_stein_sums,
@@ -166,6 +167,8 @@ from ._vecmath import (
     _log_atleast1,
     _ordered_sum,
     _wide_vectors,
+    fexp,
+    like,
 )
 
 from ..._caching import cache_depends_on_each_other  # noqa: E402

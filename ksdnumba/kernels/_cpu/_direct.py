@@ -3,13 +3,20 @@
 import numpy as np
 from numba import njit, prange
 
+from numba.core import types
+from numba.extending import overload
+
 from ._vecmath import (
+    _FASTMATH,
     _KERNEL,
     GAUSSIAN,
     _exp_scalar,
     _log_atleast1,
     _ordered_sum,
+    _not_inlined,
     _wide_vectors,
+    fexp,
+    like,
 )
 
 _BLOCK = 256
@@ -44,13 +51,19 @@ def _gaussian_block(inv_h, d, m, r2, S, Du, P, C):
     (too many pairs of arrays to check for overlap at run time).
     """
     _wide_vectors()
+    inv_h = like(r2, inv_h)
     inv_h2 = inv_h * inv_h
     inv_h3 = inv_h2 * inv_h
-    total = 0.0
+    c_exp = like(r2, -0.5) * inv_h
+    # d's terms as constants: written (Du + d) with a float d, the loop took
+    # twice as long (LLVM's code for it doubled in size).
+    c0 = like(r2, d) * inv_h
+    c1 = like(r2, d + 2.0) * inv_h2
+    total = like(r2, 0.0)
     for jj in range(m):
-        p = _exp_scalar(-0.5 * inv_h * r2[jj])
-        total += p * (S[jj] + (Du[jj] + d) * inv_h - r2[jj] * inv_h2)
-        C[jj] = p * (r2[jj] * inv_h3 - S[jj] * inv_h - (Du[jj] + d + 2.0) * inv_h2)
+        p = fexp(c_exp * r2[jj])
+        total += p * (S[jj] + Du[jj] * inv_h + c0 - r2[jj] * inv_h2)
+        C[jj] = p * (r2[jj] * inv_h3 - S[jj] * inv_h - Du[jj] * inv_h2 - c1)
         P[jj] = p
     return total
 
@@ -62,32 +75,62 @@ def _imq_block(inv_h, beta, d, m, r2, S, Du, P, Q, C):
     ``grad_x k_p = C u + Q D`` and ``d k_p / d s(x) = P s_j + Q u``.
     """
     _wide_vectors()
+    one = like(r2, 1.0)
+    two = like(r2, 2.0)
+    four = like(r2, 4.0)
+    dd = like(r2, d)
     if beta == 0.5:  # q^(-1/2) is a square root, 3x cheaper than a log and an exp
+        h = like(r2, inv_h)
         for jj in range(m):
-            w = 1.0 / (1.0 + inv_h * r2[jj])
+            w = one / (one + h * r2[jj])
             P[jj] = np.sqrt(w)
             Q[jj] = w
     else:
-        for jj in range(m):
-            C[jj] = 1.0 + inv_h * r2[jj]  # q, until C is filled below
-        _log_atleast1(C, P, Q.view(np.int64), m)
-        for jj in range(m):
-            Q[jj] = 1.0 / C[jj]
-        for jj in range(m):
-            P[jj] = _exp_scalar(-beta * P[jj])
-    c1 = -beta * inv_h
-    c2 = -(beta + 1.0) * inv_h
-    c3 = -(beta + 2.0) * inv_h
-    total = 0.0
+        _imq_power(inv_h, beta, m, r2, P, Q, C)
+    c1 = like(r2, -beta * inv_h)
+    c2 = like(r2, -(beta + 1.0) * inv_h)
+    c3 = like(r2, -(beta + 2.0) * inv_h)
+    total = like(r2, 0.0)
     for jj in range(m):
         w = Q[jj]
         p1 = c1 * w * P[jj]
         p2 = c2 * w * p1
         p3 = c3 * w * p2
-        total += P[jj] * S[jj] - 2.0 * p1 * (Du[jj] + d) - 4.0 * r2[jj] * p2
-        C[jj] = 2.0 * p1 * S[jj] - 4.0 * p2 * (Du[jj] + d + 2.0) - 8.0 * r2[jj] * p3
-        Q[jj] = -2.0 * p1
+        total += P[jj] * S[jj] - two * p1 * (Du[jj] + dd) - four * r2[jj] * p2
+        C[jj] = two * p1 * S[jj] - four * p2 * (Du[jj] + dd + two) - like(r2, 8.0) * r2[jj] * p3
+        Q[jj] = -two * p1
     return total
+
+
+def _imq_power(inv_h, beta, m, r2, P, Q, C):
+    """``P = q^(-beta)`` and ``Q = 1 / q`` for ``q = 1 + r2 / h``; ``C`` is scratch.
+
+    float64: the vectorised log of :mod:`._vecmath` and its exp. float32 (which
+    the drivers send through float64 for ``beta != 1/2``; kept for direct
+    callers): NumPy's log and exp of each pair.
+    """
+    raise NotImplementedError("_imq_power is called from compiled code only")
+
+
+@overload(_imq_power, jit_options={"fastmath": _FASTMATH, "error_model": "numpy"})
+def _imq_power_overload(inv_h, beta, m, r2, P, Q, C):
+    if r2.dtype == types.float64:
+        def power(inv_h, beta, m, r2, P, Q, C):
+            for jj in range(m):
+                C[jj] = 1.0 + inv_h * r2[jj]  # q, until the caller fills C
+            _log_atleast1(C, P, Q.view(np.int64), m)
+            for jj in range(m):
+                Q[jj] = 1.0 / C[jj]
+            for jj in range(m):
+                P[jj] = _exp_scalar(-beta * P[jj])
+        return power
+
+    def power_any(inv_h, beta, m, r2, P, Q, C):
+        for jj in range(m):
+            q = 1.0 + inv_h * r2[jj]
+            P[jj] = np.exp(-beta * np.log(q))
+            Q[jj] = 1.0 / q
+    return power_any
 
 
 @njit(**_KERNEL)
@@ -98,7 +141,10 @@ def _gaussian_row_2d(i, xT, sT, inv_h, gx, gs):
     stores in the loop, only five running sums, which LLVM vectorises (the
     general row stores and reloads them). Uses ``C = -k_p / h - 2 phi / h^2``,
     the coefficient of :func:`_gaussian_block` rewritten with the pair's value.
+    The sums run in the particles' dtype over ``_BLOCK`` partners at a time,
+    and in float64 across those blocks.
     """
+    _not_inlined()
     _wide_vectors()
     n = xT.shape[1]
     x0 = xT[0]
@@ -109,31 +155,51 @@ def _gaussian_row_2d(i, xT, sT, inv_h, gx, gs):
     xi1 = x1[i]
     si0 = s0[i]
     si1 = s1[i]
-    c_exp = -0.5 * inv_h
+    zero = like(xT, 0.0)
+    inv_h = like(xT, inv_h)
+    c_exp = like(xT, -0.5) * inv_h
     inv_h2 = inv_h * inv_h
-    two_inv_h = 2.0 * inv_h  # d / h
-    neg_two_inv_h2 = -2.0 * inv_h2
+    two_inv_h = like(xT, 2.0) * inv_h  # d / h
+    neg_two_inv_h2 = like(xT, -2.0) * inv_h2
     total = 0.0
     ax0 = 0.0
     ax1 = 0.0
     as0 = 0.0
     as1 = 0.0
-    for j in range(n):
-        u0 = xi0 - x0[j]
-        u1 = xi1 - x1[j]
-        d0 = si0 - s0[j]
-        d1 = si1 - s1[j]
-        r2 = u0 * u0 + u1 * u1
-        p = _exp_scalar(c_exp * r2)
-        k_p = p * (si0 * s0[j] + si1 * s1[j] + (d0 * u0 + d1 * u1) * inv_h + two_inv_h
-                   - r2 * inv_h2)
-        total += k_p
-        c = neg_two_inv_h2 * p - inv_h * k_p
-        q = p * inv_h
-        ax0 += c * u0 + q * d0
-        ax1 += c * u1 + q * d1
-        as0 += p * s0[j] + q * u0
-        as1 += p * s1[j] + q * u1
+    for j0 in range(0, n, _BLOCK):
+        bt = zero
+        bx0 = zero
+        bx1 = zero
+        bs0 = zero
+        bs1 = zero
+        # Slices: with j running from j0, numba's test for negative indices
+        # made LLVM gather the partners (2 times slower).
+        j1 = min(j0 + _BLOCK, n)
+        y0 = x0[j0:j1]
+        y1 = x1[j0:j1]
+        t0 = s0[j0:j1]
+        t1 = s1[j0:j1]
+        for j in range(j1 - j0):
+            u0 = xi0 - y0[j]
+            u1 = xi1 - y1[j]
+            d0 = si0 - t0[j]
+            d1 = si1 - t1[j]
+            r2 = u0 * u0 + u1 * u1
+            p = fexp(c_exp * r2)
+            k_p = p * (si0 * t0[j] + si1 * t1[j] + (d0 * u0 + d1 * u1) * inv_h + two_inv_h
+                       - r2 * inv_h2)
+            bt += k_p
+            c = neg_two_inv_h2 * p - inv_h * k_p
+            q = p * inv_h
+            bx0 += c * u0 + q * d0
+            bx1 += c * u1 + q * d1
+            bs0 += p * t0[j] + q * u0
+            bs1 += p * t1[j] + q * u1
+        total += bt
+        ax0 += bx0
+        ax1 += bx1
+        as0 += bs0
+        as1 += bs1
     gx[i, 0] = ax0
     gx[i, 1] = ax1
     gs[i, 0] = as0
@@ -148,6 +214,7 @@ def _imq_half_row_2d(i, xT, sT, inv_h, gx, gs):
     As :func:`_gaussian_row_2d`, with the profile of :func:`_imq_block`:
     ``phi = w^(1/2)`` with ``w = 1 / (1 + r2 / h)``.
     """
+    _not_inlined()
     _wide_vectors()
     n = xT.shape[1]
     x0 = xT[0]
@@ -158,34 +225,57 @@ def _imq_half_row_2d(i, xT, sT, inv_h, gx, gs):
     xi1 = x1[i]
     si0 = s0[i]
     si1 = s1[i]
-    c1 = -0.5 * inv_h
-    c2 = -1.5 * inv_h
-    c3 = -2.5 * inv_h
+    zero = like(xT, 0.0)
+    one = like(xT, 1.0)
+    two = like(xT, 2.0)
+    four = like(xT, 4.0)
+    inv_h = like(xT, inv_h)
+    c1 = like(xT, -0.5) * inv_h
+    c2 = like(xT, -1.5) * inv_h
+    c3 = like(xT, -2.5) * inv_h
     total = 0.0
     ax0 = 0.0
     ax1 = 0.0
     as0 = 0.0
     as1 = 0.0
-    for j in range(n):
-        u0 = xi0 - x0[j]
-        u1 = xi1 - x1[j]
-        d0 = si0 - s0[j]
-        d1 = si1 - s1[j]
-        r2 = u0 * u0 + u1 * u1
-        S = si0 * s0[j] + si1 * s1[j]
-        Du = d0 * u0 + d1 * u1
-        w = 1.0 / (1.0 + inv_h * r2)
-        p = np.sqrt(w)
-        p1 = c1 * w * p
-        p2 = c2 * w * p1
-        p3 = c3 * w * p2
-        total += p * S - 2.0 * p1 * (Du + 2.0) - 4.0 * r2 * p2
-        c = 2.0 * p1 * S - 4.0 * p2 * (Du + 4.0) - 8.0 * r2 * p3
-        q = -2.0 * p1
-        ax0 += c * u0 + q * d0
-        ax1 += c * u1 + q * d1
-        as0 += p * s0[j] + q * u0
-        as1 += p * s1[j] + q * u1
+    for j0 in range(0, n, _BLOCK):
+        bt = zero
+        bx0 = zero
+        bx1 = zero
+        bs0 = zero
+        bs1 = zero
+        # Slices: with j running from j0, numba's test for negative indices
+        # made LLVM gather the partners (2 times slower).
+        j1 = min(j0 + _BLOCK, n)
+        y0 = x0[j0:j1]
+        y1 = x1[j0:j1]
+        t0 = s0[j0:j1]
+        t1 = s1[j0:j1]
+        for j in range(j1 - j0):
+            u0 = xi0 - y0[j]
+            u1 = xi1 - y1[j]
+            d0 = si0 - t0[j]
+            d1 = si1 - t1[j]
+            r2 = u0 * u0 + u1 * u1
+            S = si0 * t0[j] + si1 * t1[j]
+            Du = d0 * u0 + d1 * u1
+            w = one / (one + inv_h * r2)
+            p = np.sqrt(w)
+            p1 = c1 * w * p
+            p2 = c2 * w * p1
+            p3 = c3 * w * p2
+            bt += p * S - two * p1 * (Du + two) - four * r2 * p2
+            c = two * p1 * S - four * p2 * (Du + four) - like(xT, 8.0) * r2 * p3
+            q = -two * p1
+            bx0 += c * u0 + q * d0
+            bx1 += c * u1 + q * d1
+            bs0 += p * t0[j] + q * u0
+            bs1 += p * t1[j] + q * u1
+        total += bt
+        ax0 += bx0
+        ax1 += bx1
+        as0 += bs0
+        as1 += bs1
     gx[i, 0] = ax0
     gx[i, 1] = ax1
     gs[i, 0] = as0
@@ -206,9 +296,12 @@ def _row_2d(kind, beta, d):
 @njit(**_KERNEL)
 def _radial_row(i, xT, sT, kind, bw, beta, gx, gs, buf):
     """Row ``i`` of the radial Stein sums; writes ``gx[i]``, ``gs[i]``, returns the value."""
+    _not_inlined()
     _wide_vectors()
     d, n = xT.shape
     inv_h = 1.0 / bw
+    q_h = like(xT, inv_h)
+    zero = like(xT, 0.0)
     r2, S, Du, P, Q, C = buf[0], buf[1], buf[2], buf[3], buf[4], buf[5]
     for k in range(d):
         gx[i, k] = 0.0
@@ -226,12 +319,12 @@ def _radial_row(i, xT, sT, kind, bw, beta, gx, gs, buf):
             sik = sT[k, i]
             xk = xT[k, j0:j0 + m]
             sk = sT[k, j0:j0 + m]
-            acc_x = 0.0
-            acc_s = 0.0
+            acc_x = zero
+            acc_s = zero
             if kind == GAUSSIAN:  # Q = P / h, not stored
                 for jj in range(m):
                     u = xik - xk[jj]
-                    q = P[jj] * inv_h
+                    q = P[jj] * q_h
                     acc_x += C[jj] * u + q * (sik - sk[jj])
                     acc_s += P[jj] * sk[jj] + q * u
             else:
@@ -247,6 +340,7 @@ def _radial_row(i, xT, sT, kind, bw, beta, gx, gs, buf):
 @njit(**_KERNEL)
 def _radial_row_value(i, xT, sT, kind, bw, beta, buf):
     """Row ``i`` of the radial Stein kernel sum, without gradients."""
+    _not_inlined()
     d, n = xT.shape
     inv_h = 1.0 / bw
     r2, S, Du, P, Q, C = buf[0], buf[1], buf[2], buf[3], buf[4], buf[5]
@@ -262,8 +356,9 @@ def _radial_row_value(i, xT, sT, kind, bw, beta, buf):
 
 
 @njit(cache=True)
-def _scratch(n):
-    return np.empty((6, min(n, _BLOCK)))
+def _scratch(n, xT):
+    """Six blocks of pair quantities in the dtype of ``xT``."""
+    return np.empty((6, min(n, _BLOCK)), xT.dtype)
 
 
 
@@ -278,7 +373,7 @@ def _radial_sums_parallel(xT, sT, kind, bw, beta, gx, gs, n_chunks):
     rows = np.empty(n)
     fast = _row_2d(kind, beta, d)
     for c in prange(n_chunks):
-        buf = _scratch(n)
+        buf = _scratch(n, xT)
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             if fast == 1:
                 rows[i] = _gaussian_row_2d(i, xT, sT, 1.0 / bw, gx, gs)
@@ -304,7 +399,7 @@ def _radial_sums_serial(xT, sT, kind, bw, beta, gx, gs):
             else:
                 rows[i] = _imq_half_row_2d(i, xT, sT, inv_h, gx, gs)
         return _ordered_sum(rows)
-    buf = _scratch(n)
+    buf = _scratch(n, xT)
     for i in range(n):
         rows[i] = _radial_row(i, xT, sT, kind, bw, beta, gx, gs, buf)
     return _ordered_sum(rows)
@@ -315,7 +410,7 @@ def _radial_total_parallel(xT, sT, kind, bw, beta, n_chunks):
     n = xT.shape[1]
     rows = np.empty(n)
     for c in prange(n_chunks):
-        buf = _scratch(n)
+        buf = _scratch(n, xT)
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             rows[i] = _radial_row_value(i, xT, sT, kind, bw, beta, buf)
     return _ordered_sum(rows)
@@ -325,7 +420,7 @@ def _radial_total_parallel(xT, sT, kind, bw, beta, n_chunks):
 def _radial_total_serial(xT, sT, kind, bw, beta):
     n = xT.shape[1]
     rows = np.empty(n)
-    buf = _scratch(n)
+    buf = _scratch(n, xT)
     for i in range(n):
         rows[i] = _radial_row_value(i, xT, sT, kind, bw, beta, buf)
     return _ordered_sum(rows)
@@ -442,7 +537,7 @@ def _gaussian_cross_parallel(xT, yT, wT, bw, gx, gw, n_chunks):
     rows = np.empty(n)
     fast = d == 2 and (wT.shape[0] == 0 or wT.shape[0] == 2)
     for c in prange(n_chunks):
-        buf = _scratch(yT.shape[1])
+        buf = _scratch(yT.shape[1], yT)
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             if fast:
                 rows[i] = _gaussian_cross_row_2d(i, xT, yT, wT, -0.5 / bw, gx, gw)
@@ -459,7 +554,7 @@ def _gaussian_cross_serial(xT, yT, wT, bw, gx, gw):
         for i in range(n):
             rows[i] = _gaussian_cross_row_2d(i, xT, yT, wT, -0.5 / bw, gx, gw)
         return _ordered_sum(rows)
-    buf = _scratch(yT.shape[1])
+    buf = _scratch(yT.shape[1], yT)
     for i in range(n):
         rows[i] = _gaussian_cross_row(i, xT, yT, wT, bw, gx, gw, buf)
     return _ordered_sum(rows)

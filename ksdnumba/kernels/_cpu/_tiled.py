@@ -54,12 +54,24 @@ import numpy as np
 from numba import njit, prange
 
 from ._direct import _imq_block
-from ._vecmath import _KERNEL, GAUSSIAN, _exp_scalar, _ordered_sum, _wide_vectors
+from ._vecmath import _KERNEL, GAUSSIAN, _not_inlined, _ordered_sum, _wide_vectors, fexp, like
 
 # Rows per tile. 128 x 128 tiles keep the scratch of one thread (the Gram tile,
 # three coefficient tiles) near 1 MB, within a core's L2; 256 was measured 1.7
-# times slower at d = 10, n = 5000, and no faster at d = 50.
+# times slower at d = 10, n = 5000, and no faster at d = 50 (float64). float32
+# tiles of 256 rows take half the bytes; side by side with 128 (bench_tiled.py
+# --dtypes, n = 5000, two threads) they ran 1.1-1.15 times faster at d = 100,
+# as fast at d = 50 and 1.15 times slower at d = 20.
 _TILE = 128
+_TILE32_WIDE = 256
+_TILE32_WIDE_MIN_D = 64
+
+
+def _tile_rows(dtype, d):
+    """Rows per tile for particles of dimension ``d`` in ``dtype``."""
+    if np.dtype(dtype) == np.float32 and d >= _TILE32_WIDE_MIN_D:
+        return _TILE32_WIDE
+    return _TILE
 _ALIGN = 64
 
 
@@ -81,13 +93,17 @@ def _tile_pass(i, bi, bj, same, Fv, nx, a, I0, J0, rb):
     r2, S, Du = rb[0], rb[1], rb[2]
     nxi = nx[I0 + i]
     ai = a[I0 + i]
-    G = Fv[i]  # x_i . x_j, then x_i . s_j
-    H = Fv[bi + i]  # s_i . x_j, then s_i . s_j
+    G = Fv[i, :bj]  # slices: see _gaussian_tile_row
+    Gs = Fv[i, bj:2 * bj]
+    H = Fv[bi + i, :bj]
+    Hs = Fv[bi + i, bj:2 * bj]
+    nxj = nx[J0:J0 + bj]
+    aj = a[J0:J0 + bj]
     for j in range(bj):
         # Rounding can leave r2 slightly negative for close pairs.
-        r2[j] = max(nxi + nx[J0 + j] - 2.0 * G[j], 0.0)
-        Du[j] = ai + a[J0 + j] - G[bj + j] - H[j]
-        S[j] = H[bj + j]
+        r2[j] = max(nxi + nxj[j] - 2.0 * G[j], 0.0)
+        Du[j] = ai + aj[j] - Gs[j] - H[j]
+        S[j] = Hs[j]
     if same:  # the pair (i, i): exactly u = 0
         r2[i] = 0.0
         Du[i] = 0.0
@@ -98,45 +114,58 @@ def _gaussian_tile_row(i, bi, bj, same, Fv, nx, a, I0, J0, inv_h, d, grad, Pt, C
     """Row ``i`` of a Gaussian tile in one loop: value, ``P``, ``C``, their sums.
 
     The formulas of :func:`._direct._gaussian_block`, read straight from the Gram
-    tile. Returns the row's value and its sums of ``C`` and ``P``. The pair
-    ``(i, i)`` counts in the value and is left out of the coefficients (see the
-    module's docstring). The column sums are left to :func:`_column_sums`: with
-    two more arrays to update, the loop on float32 tiles ran twice as slowly.
+    tile, in the tile's dtype. Returns the row's value and its sums of ``C`` and
+    ``P``. The pair ``(i, i)`` counts in the value and is left out of the
+    coefficients (see the module's docstring). The column sums are left to
+    :func:`_column_sums`: with two more arrays to update, the loop on float32
+    tiles ran twice as slowly.
     """
     _wide_vectors()
-    G = Fv[i]
-    H = Fv[bi + i]
+    # Slices, not offsets: with an index J0 + j, numba's test for negative
+    # indices made LLVM load the partners by gathers (2-3 times slower).
+    G = Fv[i, :bj]  # x_i . x_j
+    Gs = Fv[i, bj:2 * bj]  # x_i . s_j
+    H = Fv[bi + i, :bj]  # s_i . x_j
+    Hs = Fv[bi + i, bj:2 * bj]  # s_i . s_j
+    nxj = nx[J0:J0 + bj]
+    aj = a[J0:J0 + bj]
     nxi = nx[I0 + i]
     ai = a[I0 + i]
-    c_exp = -0.5 * inv_h
+    zero = like(G, 0.0)
+    two = like(G, 2.0)
+    inv_h = like(G, inv_h)
+    c_exp = like(G, -0.5) * inv_h
     inv_h2 = inv_h * inv_h
     inv_h3 = inv_h2 * inv_h
+    # d's terms as constants (see _direct._gaussian_block)
+    c0 = like(G, d) * inv_h
+    c1 = like(G, d + 2.0) * inv_h2
     jdiag = i if same else -1
-    total = 0.0
-    sc = 0.0
-    sp = 0.0
+    total = zero
+    sc = zero
+    sp = zero
     if not grad:
         for j in range(bj):
-            r2 = max(nxi + nx[J0 + j] - 2.0 * G[j], 0.0)
-            du = ai + a[J0 + j] - G[bj + j] - H[j]
-            r2 = 0.0 if j == jdiag else r2
-            du = 0.0 if j == jdiag else du
-            p = _exp_scalar(c_exp * r2)
-            total += p * (H[bj + j] + (du + d) * inv_h - r2 * inv_h2)
+            r2 = max(nxi + nxj[j] - two * G[j], zero)
+            du = ai + aj[j] - Gs[j] - H[j]
+            r2 = zero if j == jdiag else r2
+            du = zero if j == jdiag else du
+            p = fexp(c_exp * r2)
+            total += p * (Hs[j] + du * inv_h + c0 - r2 * inv_h2)
         return total, sc, sp
     pt = Pt[i]
     ct = Ct[i]
     for j in range(bj):
-        r2 = max(nxi + nx[J0 + j] - 2.0 * G[j], 0.0)
-        du = ai + a[J0 + j] - G[bj + j] - H[j]
-        S = H[bj + j]
-        r2 = 0.0 if j == jdiag else r2
-        du = 0.0 if j == jdiag else du
-        p = _exp_scalar(c_exp * r2)
-        total += p * (S + (du + d) * inv_h - r2 * inv_h2)
-        c = p * (r2 * inv_h3 - S * inv_h - (du + d + 2.0) * inv_h2)
-        p = 0.0 if j == jdiag else p
-        c = 0.0 if j == jdiag else c
+        r2 = max(nxi + nxj[j] - two * G[j], zero)
+        du = ai + aj[j] - Gs[j] - H[j]
+        S = Hs[j]
+        r2 = zero if j == jdiag else r2
+        du = zero if j == jdiag else du
+        p = fexp(c_exp * r2)
+        total += p * (S + du * inv_h + c0 - r2 * inv_h2)
+        c = p * (r2 * inv_h3 - S * inv_h - du * inv_h2 - c1)
+        p = zero if j == jdiag else p
+        c = zero if j == jdiag else c
         sc += c
         sp += p
         pt[j] = p
@@ -149,54 +178,67 @@ def _imq_half_tile_row(i, bi, bj, same, Fv, nx, a, I0, J0, inv_h, d, grad, Pt, Q
     """Row ``i`` of an IMQ tile with beta = 1/2 in one loop: value, ``P``, ``Q``, ``C``.
 
     The formulas of :func:`._direct._imq_block` (``phi = w^(1/2)``,
-    ``w = 1 / (1 + r2 / h)``), read straight from the Gram tile. Returns the
-    row's value and its sums of ``C`` and ``Q``; the pair ``(i, i)`` counts in
-    the value and is left out of the coefficients.
+    ``w = 1 / (1 + r2 / h)``), read straight from the Gram tile, in the tile's
+    dtype. Returns the row's value and its sums of ``C`` and ``Q``; the pair
+    ``(i, i)`` counts in the value and is left out of the coefficients.
     """
     _wide_vectors()
-    G = Fv[i]
-    H = Fv[bi + i]
+    # Slices, not offsets: with an index J0 + j, numba's test for negative
+    # indices made LLVM load the partners by gathers (2-3 times slower).
+    G = Fv[i, :bj]  # x_i . x_j
+    Gs = Fv[i, bj:2 * bj]  # x_i . s_j
+    H = Fv[bi + i, :bj]  # s_i . x_j
+    Hs = Fv[bi + i, bj:2 * bj]  # s_i . s_j
+    nxj = nx[J0:J0 + bj]
+    aj = a[J0:J0 + bj]
     nxi = nx[I0 + i]
     ai = a[I0 + i]
-    c1 = -0.5 * inv_h
-    c2 = -1.5 * inv_h
-    c3 = -2.5 * inv_h
+    zero = like(G, 0.0)
+    one = like(G, 1.0)
+    two = like(G, 2.0)
+    four = like(G, 4.0)
+    inv_h = like(G, inv_h)
+    e0 = like(G, 2.0 * d)  # d's terms as constants (see _direct._gaussian_block)
+    e1 = like(G, 4.0 * (d + 2.0))
+    c1 = like(G, -0.5) * inv_h
+    c2 = like(G, -1.5) * inv_h
+    c3 = like(G, -2.5) * inv_h
     jdiag = i if same else -1
-    total = 0.0
-    sc = 0.0
-    sq = 0.0
+    total = zero
+    sc = zero
+    sq = zero
     if not grad:
         for j in range(bj):
-            r2 = max(nxi + nx[J0 + j] - 2.0 * G[j], 0.0)
-            du = ai + a[J0 + j] - G[bj + j] - H[j]
-            r2 = 0.0 if j == jdiag else r2
-            du = 0.0 if j == jdiag else du
-            w = 1.0 / (1.0 + inv_h * r2)
+            r2 = max(nxi + nxj[j] - two * G[j], zero)
+            du = ai + aj[j] - Gs[j] - H[j]
+            r2 = zero if j == jdiag else r2
+            du = zero if j == jdiag else du
+            w = one / (one + inv_h * r2)
             p = np.sqrt(w)
             p1 = c1 * w * p
             p2 = c2 * w * p1
-            total += p * H[bj + j] - 2.0 * p1 * (du + d) - 4.0 * r2 * p2
+            total += p * Hs[j] - two * p1 * du - e0 * p1 - four * r2 * p2
         return total, sc, sq
     pt = Pt[i]
     qt = Qt[i]
     ct = Ct[i]
     for j in range(bj):
-        r2 = max(nxi + nx[J0 + j] - 2.0 * G[j], 0.0)
-        du = ai + a[J0 + j] - G[bj + j] - H[j]
-        S = H[bj + j]
-        r2 = 0.0 if j == jdiag else r2
-        du = 0.0 if j == jdiag else du
-        w = 1.0 / (1.0 + inv_h * r2)
+        r2 = max(nxi + nxj[j] - two * G[j], zero)
+        du = ai + aj[j] - Gs[j] - H[j]
+        S = Hs[j]
+        r2 = zero if j == jdiag else r2
+        du = zero if j == jdiag else du
+        w = one / (one + inv_h * r2)
         p = np.sqrt(w)
         p1 = c1 * w * p
         p2 = c2 * w * p1
         p3 = c3 * w * p2
-        total += p * S - 2.0 * p1 * (du + d) - 4.0 * r2 * p2
-        c = 2.0 * p1 * S - 4.0 * p2 * (du + d + 2.0) - 8.0 * r2 * p3
-        q = -2.0 * p1
-        p = 0.0 if j == jdiag else p
-        q = 0.0 if j == jdiag else q
-        c = 0.0 if j == jdiag else c
+        total += p * S - two * p1 * du - e0 * p1 - four * r2 * p2
+        c = two * p1 * S - four * p2 * du - e1 * p2 - like(G, 8.0) * r2 * p3
+        q = -two * p1
+        p = zero if j == jdiag else p
+        q = zero if j == jdiag else q
+        c = zero if j == jdiag else c
         sc += c
         sq += q
         pt[j] = p
@@ -261,6 +303,7 @@ def _tile_pair(I0, bi, J0, bj, grad, T, Xd, Sd, W, nx, a, kind, inv_h, beta, F, 
     Returns the sum of ``k_p`` over the pairs of ``I x J`` and, off the
     diagonal, ``J x I``.
     """
+    _not_inlined()  # the same code in the threaded driver and its serial twin
     d = Xd.shape[1]
     same = I0 == J0
     gaussian = kind == GAUSSIAN
@@ -358,16 +401,15 @@ def _round_pair(r, k, m):
 
 
 def _tiled_body(T, Xd, Sd, W, nx, a, kind, bw, beta, grad, acc1, acc2, acc3, sums, F, Pf, Qf,
-                Cf, tmp):
+                Cf, tmp, tile):
     n, d = Xd.shape
     n_chunks = F.shape[0]
-    tile = min(_TILE, n)
     nb = (n + tile - 1) // tile
     m = nb + (nb & 1)  # with an odd count, a dummy tile sits out each round
     half = m // 2
     inv_h = 1.0 / bw
     rb = np.empty((n_chunks, 6, tile))
-    cols = np.empty((n_chunks, 2, tile))
+    cols = np.empty((n_chunks, 2, tile), T.dtype)
     totals = np.zeros((m, half))
     for r in range(m):
         # Rounds 0 .. m - 2 pair distinct tiles; round m - 1 takes the tiles on
@@ -479,11 +521,11 @@ def tiled_radial_sums(kind, x, s, bw, beta, grad, parallel, dtype):
     x = np.ascontiguousarray(x, dtype=np.float64)
     s = np.ascontiguousarray(s, dtype=np.float64)
     n, d = x.shape
-    tile = min(_TILE, n)
+    tile = min(_tile_rows(dtype, d), n)
     Xd = _aligned((n, d), dtype)
     Sd = _aligned((n, d), dtype)
-    nx = np.empty(n)
-    a = np.empty(n)
+    nx = np.empty(n, dtype)
+    a = np.empty(n, dtype)
     _centred(x, s, Xd, Sd, nx, a)
     T = _aligned((2 * n, d), dtype)
     _stack_tiles(Xd, Sd, tile, T)
@@ -507,7 +549,7 @@ def tiled_radial_sums(kind, x, s, bw, beta, grad, parallel, dtype):
     Cf = _aligned((n_chunks, tile * tile), dtype, zero=True)
     tmp = _aligned((n_chunks, tile * 2 * d), dtype, zero=True)
     args = (T, Xd, Sd, W, nx, a, kind, float(bw), float(beta), grad, acc1, acc2, acc3, sums,
-            F, Pf, Qf, Cf, tmp)
+            F, Pf, Qf, Cf, tmp, tile)
     with single_threaded_blas():
         total = _tiled_parallel(*args) if parallel else _tiled_serial(*args)
     if not grad:
@@ -531,17 +573,21 @@ def tiled_radial_sums(kind, x, s, bw, beta, grad, parallel, dtype):
 
 @njit(**_KERNEL)
 def _cross_tile_row(i, bj, jdiag, Gv, nx, ny, I0, J0, c_exp, Kt):
-    """Row ``i`` of a tile of ``k = exp(c r2)``; returns the row's sum with and without (i, i)."""
+    """Row ``i`` of a tile of ``k = exp(c r2)`` in the tile's dtype; returns the row's sum."""
     _wide_vectors()
-    G = Gv[i]
+    G = Gv[i, :bj]
+    nyj = ny[J0:J0 + bj]  # a slice: see _gaussian_tile_row
     nxi = nx[I0 + i]
     kt = Kt[i]
-    total = 0.0
+    zero = like(G, 0.0)
+    two = like(G, 2.0)
+    c_exp = like(G, c_exp)
+    total = zero
     for j in range(bj):
-        r2 = max(nxi + ny[J0 + j] - 2.0 * G[j], 0.0)
-        r2 = 0.0 if j == jdiag else r2
-        k = _exp_scalar(c_exp * r2)
-        k = 0.0 if j == jdiag else k
+        r2 = max(nxi + nyj[j] - two * G[j], zero)
+        r2 = zero if j == jdiag else r2
+        k = fexp(c_exp * r2)
+        k = zero if j == jdiag else k
         total += k
         kt[j] = k
     return total
@@ -628,8 +674,8 @@ def tiled_gaussian_cross(x, y, w, bw, parallel, dtype):
     Xd = _aligned((n, d), dtype)
     Yd = _aligned((m, d), dtype)
     YW = _aligned((m, d + dw), dtype)
-    nx = np.empty(n)
-    ny = np.empty(m)
+    nx = np.empty(n, dtype)
+    ny = np.empty(m, dtype)
     _centred_cross(x, y, w, Xd, Yd, YW, nx, ny)
     nb = (n + _TILE - 1) // _TILE
     n_chunks = min(get_num_threads(), nb) if parallel else 1
