@@ -7,6 +7,8 @@ Each part prints a table; run one or several:
     python benchmarks/bench_tiled.py --dtypes --sizes 5000,20000 --dims 2,3,10,20,50,100
     python benchmarks/bench_tiled.py --rss
     python benchmarks/bench_tiled.py --ksddescent --sizes 2000,5000 --dims 2,10,50,100
+    python benchmarks/bench_tiled.py --symmetry --sizes 2000,5000 --dims 10,50
+    python benchmarks/bench_tiled.py --rows --sizes 2000,5000,20000,50000 --dims 3,4,5
 
 ``--bound`` times square GEMMs (2000 x 2000) in float64 and float32: one
 single-threaded GEMM alone, two at once (one per thread), and one two-threaded.
@@ -22,9 +24,22 @@ and ``_TILED_MIN_N``.
 ``--dtypes`` times the automatic path with float32 and float64 particles,
 alternately, and reports each as a fraction of the bound (``--bound-gflops``,
 float64; float32 is taken as twice that) through the flop count of the path
-that ran: the tiled path's products cost ``16 d`` flops per ordered pair
-(Gaussian: ``14 d``) computed once per unordered pair of tiles for the Gram
-part, plus the pass over each tile; the direct rows ``19 d + 51``.
+that ran, every addition and multiplication counted (a fused one as two) and
+the exp's polynomial with them: the tiled path's products cost ``16 d`` flops
+per ordered pair (Gaussian: ``14 d``), the Gram part computed once per
+unordered pair of tiles, plus 60 for the pass over each tile; the general
+direct rows ``19 d + 51``; the one-loop rows in two dimensions 76 (Gaussian;
+65 in float32, whose exp is shorter) and 64 (IMQ, a division and a square root
+counted as one flop each). Where float32 particles still compute in float64
+(see ``computes_in_float32`` of :mod:`ksdnumba.kernels._cpu`), the float32
+column is measured against the float64 bound.
+
+``--symmetry`` times the tiled path's symmetric schedule (each unordered pair
+of tiles once, serving both) against every ordered pair of tiles, in float64.
+
+``--rows`` times the direct rows (Gaussian, thread pool) in ns per ordered pair
+against ``n``, in both dtypes: whether they fall off once the partners outgrow
+the caches.
 
 ``--rss`` runs ``gaussian_stein_sums`` at n = 50,000, d = 50 in a fresh process
 and reports its peak resident memory.
@@ -137,9 +152,11 @@ def crossover(sizes, dims, kernels, rounds, parallel):
                           f"{tiled * 1e3:>9.2f} {direct / tiled:>14.2f}", flush=True)
 
 
-def _flops_per_pair(path, kernel, d):
+def _flops_per_pair(path, kernel, d, dtype=np.float64):
     """Arithmetic per ordered pair of the path that ran (see the module's docstring)."""
     if path == "direct":
+        if d == 2:
+            return 64 if kernel == "imq" else (65 if dtype == np.float32 else 76)
         return 19 * d + 51
     back = 6 * d if kernel == "gaussian" else 8 * d
     return 4 * d + back + 60  # Gram part once per unordered pair, products, tile pass
@@ -162,11 +179,58 @@ def dtypes(sizes, dims, kernels, rounds, bound):
                 t64, t32 = _best(calls, rounds)
                 path = _cpu._choose_path(n, d, True, None)
                 flops = _flops_per_pair(path, kernel, d) * float(n) ** 2
-                # The direct rows compute in float64 whatever the input.
-                bound32 = 2 * bound if path == "tiled" else bound
+                kind = _cpu.GAUSSIAN if kernel == "gaussian" else _cpu.IMQ
+                in32 = _cpu.computes_in_float32(kind, n, d, 0.5)
+                flops32 = _flops_per_pair(path, kernel, d, np.float32 if in32 else np.float64)
+                bound32 = 2 * bound if in32 else bound
                 print(f"{kernel:>8} {n:>6} {d:>4} {path:>7} {t64 * 1e3:>9.1f} {t32 * 1e3:>9.1f} "
                       f"{t64 / t32:>12.2f} {100 * flops / t64 / 1e9 / bound:>10.0f}% "
-                      f"{100 * flops / t32 / 1e9 / bound32:>10.0f}%", flush=True)
+                      f"{100 * flops32 * float(n) ** 2 / t32 / 1e9 / bound32:>10.0f}%",
+                      flush=True)
+
+
+def symmetry(sizes, dims, kernels, rounds):
+    from ksdnumba.kernels import _cpu
+    from ksdnumba.kernels._cpu import _tiled
+
+    print("tiled path, float64, thread pool: each unordered pair of tiles once "
+          "against every ordered pair")
+    print(f"{'kernel':>8} {'n':>6} {'d':>4} {'ordered ms':>11} {'symmetric ms':>13} "
+          f"{'speed-up':>9}")
+    for kernel in kernels:
+        kind = _cpu.GAUSSIAN if kernel == "gaussian" else _cpu.IMQ
+        for d in dims:
+            for n in sizes:
+                x, s = _problem(n, d)
+                calls = [lambda sym=sym: _tiled.tiled_radial_sums(
+                    kind, x, s, BW_PER_DIM * d, 0.5, True, True, np.float64, symmetric=sym)
+                    for sym in (False, True)]
+                for c in calls:
+                    c()
+                ordered, sym = _best(calls, rounds)
+                print(f"{kernel:>8} {n:>6} {d:>4} {ordered * 1e3:>11.1f} {sym * 1e3:>13.1f} "
+                      f"{ordered / sym:>9.2f}", flush=True)
+
+
+def direct_rows(sizes, dims, rounds):
+    from ksdnumba.kernels import _cpu
+
+    print("direct rows, Gaussian, thread pool: ns per ordered pair")
+    print(f"{'d':>4} {'dtype':>8} " + " ".join(f"{'n=' + str(n):>9}" for n in sizes))
+    for d in dims:
+        for dtype in (np.float64, np.float32):
+            row = []
+            for n in sizes:
+                x, s = _problem(n, d, dtype)
+
+                def call():
+                    return _cpu.gaussian_stein_sums(x, s, BW_PER_DIM * d, path="direct")
+
+                call()
+                (t,) = _best([call], rounds)
+                row.append(t / float(n) ** 2 * 1e9)
+            print(f"{d:>4} {np.dtype(dtype).name:>8} " + " ".join(f"{v:>9.3f}" for v in row),
+                  flush=True)
 
 
 _RSS_CODE = """
@@ -244,6 +308,8 @@ def main(argv=None):
     parser.add_argument("--dtypes", action="store_true")
     parser.add_argument("--rss", action="store_true")
     parser.add_argument("--ksddescent", action="store_true")
+    parser.add_argument("--symmetry", action="store_true")
+    parser.add_argument("--rows", action="store_true")
     parser.add_argument("--sizes", default="2000,5000")
     parser.add_argument("--dims", default="2,3,10,20,50,100")
     parser.add_argument("--kernels", default="gaussian,imq")
@@ -271,6 +337,10 @@ def main(argv=None):
         peak_rss()
     if args.ksddescent:
         versus_ksddescent(sizes, dims, args.rounds)
+    if args.symmetry:
+        symmetry(sizes, dims, kernels, args.rounds)
+    if args.rows:
+        direct_rows(sizes, dims, args.rounds)
     return 0
 
 

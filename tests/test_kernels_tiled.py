@@ -143,6 +143,22 @@ def test_tiled_path_is_bit_identical_for_any_thread_count(kernel, beta):
 
 
 @pytest.mark.parametrize("kernel, beta", KERNELS, ids=KERNEL_IDS)
+@pytest.mark.parametrize("n, d", [(1, 3), (TILE, 6), (3 * TILE + 5, 9)])
+def test_ordered_tile_schedule_matches_reference(n, d, kernel, beta):
+    """The benchmark's schedule of every ordered pair of tiles: right, and deterministic."""
+    kind = _cpu.GAUSSIAN if kernel == "gaussian" else _cpu.IMQ
+    x, s = _problem(n, d, seed=n + 2 * d)
+    runs = [_tiled.tiled_radial_sums(kind, x, s, 1.5, beta, True, p, np.float64,
+                                     symmetric=False) for p in (True, False)]
+    _assert_matches(ref.stein_sums(kernel, x, s, 1.5, beta), runs[0], RTOL, f"n={n} d={d}")
+    for u, v in zip(runs[0], runs[1], strict=True):
+        np.testing.assert_array_equal(u, v)
+    value = _tiled.tiled_radial_sums(kind, x, s, 1.5, beta, False, True, np.float64,
+                                     symmetric=False)
+    np.testing.assert_allclose(value, runs[0][0], rtol=RTOL)
+
+
+@pytest.mark.parametrize("kernel, beta", KERNELS, ids=KERNEL_IDS)
 def test_tiled_gradients_match_finite_differences(kernel, beta):
     """gx and gs are the partial derivatives of sum_j k_p(x_i, x_j) in x_i and s_i."""
     x, s = _problem(TILE + 3, 9, seed=5)
@@ -170,9 +186,13 @@ def test_tiled_gradients_match_finite_differences(kernel, beta):
 
 
 @pytest.mark.parametrize("kernel, beta", KERNELS, ids=KERNEL_IDS)
-@pytest.mark.parametrize("d", [3, 10, 50])
+@pytest.mark.parametrize("d", [3, 10, 50, _tiled._TILE32_WIDE_MIN_D + 6])
 def test_float32_tiles_against_float64(kernel, beta, d):
-    """float32 tiles, float64 accumulation: the error of float32 rounding, no more."""
+    """float32 tiles, float64 accumulation: the error of float32 rounding, no more.
+
+    From d = 64 on, float32 tiles have 256 rows: n = 385 is one full tile and
+    one partial.
+    """
     x, s = _problem(3 * TILE + 1, d, seed=d)
     x32, s32 = x.astype(np.float32), s.astype(np.float32)
     bw = 0.5 * d

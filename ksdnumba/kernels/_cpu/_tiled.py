@@ -297,11 +297,12 @@ def _add_rows(acc, r0, tv):
 
 @njit(**_KERNEL)
 def _tile_pair(I0, bi, J0, bj, grad, T, Xd, Sd, W, nx, a, kind, inv_h, beta, F, Pf, Qf, Cf,
-               rb, cols, tmp, acc1, acc2, acc3, sums):
-    """All pairs of tiles ``I`` and ``J`` (``I0 <= J0``); both rows' sums when ``I0 < J0``.
+               rb, cols, tmp, acc1, acc2, acc3, sums, both):
+    """All pairs of tiles ``I`` and ``J``; with ``both``, the sums of rows ``J`` too.
 
-    Returns the sum of ``k_p`` over the pairs of ``I x J`` and, off the
-    diagonal, ``J x I``.
+    Returns the sum of ``k_p`` over the pairs of ``I x J`` and, with ``both``
+    and off the diagonal, ``J x I``. ``both=False`` serves the ordered
+    schedule of :func:`_tiled_body`, which only benchmarks run.
     """
     _not_inlined()  # the same code in the threaded driver and its serial twin
     d = Xd.shape[1]
@@ -336,7 +337,7 @@ def _tile_pair(I0, bi, J0, bj, grad, T, Xd, Sd, W, nx, a, kind, inv_h, beta, F, 
                 sc, sq = _store_row(i, bj, same, rb, Pt, Qt, Ct)
                 sums[0, I0 + i] += sc
                 sums[1, I0 + i] += sq
-    if not same:
+    if both and not same:
         total *= 2.0
     if not grad:
         return total
@@ -352,7 +353,7 @@ def _tile_pair(I0, bi, J0, bj, grad, T, Xd, Sd, W, nx, a, kind, inv_h, beta, F, 
     if not gaussian:
         np.dot(Pt, Sd[J0:J0 + bj], t1)
         _add_rows(acc3, I0, t1)
-    if same:
+    if same or not both:
         return total
     # Rows J: the transposed tiles against rows I.
     _column_sums(bi, bj, Ct, Qs, cols)
@@ -401,7 +402,7 @@ def _round_pair(r, k, m):
 
 
 def _tiled_body(T, Xd, Sd, W, nx, a, kind, bw, beta, grad, acc1, acc2, acc3, sums, F, Pf, Qf,
-                Cf, tmp, tile):
+                Cf, tmp, tile, symmetric):
     n, d = Xd.shape
     n_chunks = F.shape[0]
     nb = (n + tile - 1) // tile
@@ -410,6 +411,23 @@ def _tiled_body(T, Xd, Sd, W, nx, a, kind, bw, beta, grad, acc1, acc2, acc3, sum
     inv_h = 1.0 / bw
     rb = np.empty((n_chunks, 6, tile))
     cols = np.empty((n_chunks, 2, tile), T.dtype)
+    if not symmetric:
+        # Every ordered pair of tiles, each row tile against all partner tiles
+        # in order: twice the Gram products and passes of the symmetric
+        # schedule, the same gradient products. Kept to measure what symmetry
+        # saves (benchmarks/bench_tiled.py --symmetry).
+        rows = np.zeros(nb)
+        for c in prange(n_chunks):
+            for b in range(c, nb, n_chunks):
+                I0 = b * tile
+                t = 0.0
+                for q in range(nb):
+                    J0 = q * tile
+                    t += _tile_pair(I0, min(tile, n - I0), J0, min(tile, n - J0), grad, T, Xd,
+                                    Sd, W, nx, a, kind, inv_h, beta, F[c], Pf[c], Qf[c], Cf[c],
+                                    rb[c], cols[c], tmp[c], acc1, acc2, acc3, sums, False)
+                rows[b] = t
+        return _ordered_sum(rows)
     totals = np.zeros((m, half))
     for r in range(m):
         # Rounds 0 .. m - 2 pair distinct tiles; round m - 1 takes the tiles on
@@ -428,12 +446,13 @@ def _tiled_body(T, Xd, Sd, W, nx, a, kind, bw, beta, grad, acc1, acc2, acc3, sum
                 J0 = q * tile
                 t = _tile_pair(I0, min(tile, n - I0), J0, min(tile, n - J0), grad, T, Xd, Sd,
                                W, nx, a, kind, inv_h, beta, F[c], Pf[c], Qf[c], Cf[c], rb[c],
-                               cols[c], tmp[c], acc1, acc2, acc3, sums)
+                               cols[c], tmp[c], acc1, acc2, acc3, sums, True)
                 if r == m - 1 and k + half < nb:
                     I0 = (k + half) * tile
                     t += _tile_pair(I0, min(tile, n - I0), I0, min(tile, n - I0), grad, T,
                                     Xd, Sd, W, nx, a, kind, inv_h, beta, F[c], Pf[c], Qf[c],
-                                    Cf[c], rb[c], cols[c], tmp[c], acc1, acc2, acc3, sums)
+                                    Cf[c], rb[c], cols[c], tmp[c], acc1, acc2, acc3, sums,
+                                    True)
                 totals[r, k] = t
     return _ordered_sum(totals.ravel())
 
@@ -507,12 +526,13 @@ def _aligned(shape, dtype, zero=False):
     return raw[start:start + size].view(dtype).reshape(shape)
 
 
-def tiled_radial_sums(kind, x, s, bw, beta, grad, parallel, dtype):
+def tiled_radial_sums(kind, x, s, bw, beta, grad, parallel, dtype, symmetric=True):
     """Radial Stein sums through the tiled path: ``total`` or ``(total, gx, gs)``.
 
     ``dtype`` (float32 or float64) is the dtype of the tiles and their
     products; the value and the gradients are float64. ``parallel`` picks the
     threaded driver or its serial twin (the same results to the bit).
+    ``symmetric=False`` computes every ordered pair of tiles, for benchmarks.
     """
     from numba import get_num_threads
 
@@ -549,7 +569,7 @@ def tiled_radial_sums(kind, x, s, bw, beta, grad, parallel, dtype):
     Cf = _aligned((n_chunks, tile * tile), dtype, zero=True)
     tmp = _aligned((n_chunks, tile * 2 * d), dtype, zero=True)
     args = (T, Xd, Sd, W, nx, a, kind, float(bw), float(beta), grad, acc1, acc2, acc3, sums,
-            F, Pf, Qf, Cf, tmp, tile)
+            F, Pf, Qf, Cf, tmp, tile, bool(symmetric))
     with single_threaded_blas():
         total = _tiled_parallel(*args) if parallel else _tiled_serial(*args)
     if not grad:
