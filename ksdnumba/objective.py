@@ -263,7 +263,7 @@ def ksd_and_grad(x, target, kernel="gaussian", bw=1.0, beta=0.5, backend="auto")
         Particles. float32 input is kept as float32 for the target's calls.
         On the CPU, from n = 1000 particles on, float32 particles make the
         pair sums compute in float32 within tiles (d >= 6) or blocks of
-        partners (d <= 5), summed in float64 across them: 1.6-2.2 times as
+        partners (d <= 5), summed in float64 across them: 1.6-2.3 times as
         fast, and KSD^2 and its gradient then carry relative errors of ~1e-6
         to 1e-5 (more near a minimum, where the pair terms cancel). IMQ with
         beta other than 1/2 at d <= 5, fewer particles, and the linear kernel

@@ -85,15 +85,44 @@ is computed once, in a fixed round-robin order, so the path is as deterministic
 as the rows; it costs about ``10 d`` (Gaussian) to ``12 d`` (IMQ) flops per pair
 in matrix products, which run near the machine's peak, where the direct row's
 ``19 d + 51`` flops per pair are bound by loads and stores. Side by side with
-the direct rows of revision e21fc01 (two threads, float64, n = 5000 and 20,000):
-1.3-1.6 times faster at d = 10, 1.5-2.0 at d = 20, 1.6-3.0 at d = 50, 2.1-5.1
-at d = 100. The SVGD direction and the MMD sums take the same road from d = 16. Which path runs is decided
+the direct rows of revision e21fc01 (two threads, float64, n = 5000 and 20,000,
+``benchmarks/compare_kernels.py``): 1.7-2.0 times faster at d = 10, 1.9-2.2 at
+d = 20, 1.8-3.2 at d = 50, 1.8-5.4 at d = 100, and twice that where other work
+on the machine slowed the old rows' loads. The SVGD direction and the MMD sums
+take the same road from d = 16. Which path runs is decided
 by ``n`` and ``d`` (``_TILED_MIN_D``, ``_TILED_MIN_N`` in :mod:`._drivers`,
 measured by ``benchmarks/bench_tiled.py --crossover``); ``path=`` forces one.
-With float32 particles the tiles and their products are float32, summed in
-float64 across tiles; the direct rows compute in float64 whatever the input.
+Each unordered pair of tiles serves both its row tiles; side by side with a
+schedule of every ordered pair (``bench_tiled.py --symmetry``, float64, two
+threads, n = 1000 to 20,000) this is 1.12-1.52 times faster at d = 6 to 100.
 
 The linear kernel needs no pair loop (see :func:`linear_stein_sums`).
+
+float32
+-------
+With float32 particles the sums compute in float32 and accumulate in float64
+across tiles, or across blocks of ``_BLOCK`` partners in the direct rows (whose
+running sums over one block are float32): on the tiled path always, on the
+direct rows from n = 1000 on (:func:`computes_in_float32`; below, the sums take
+microseconds and float32 would only cost accuracy), except IMQ with beta other
+than 1/2, whose vectorised log is written for float64. The exp has a float32
+twin (:func:`._vecmath._exp_scalar32`, 16 lanes to a 512-bit vector where
+float64 has 8), and the loops are written once for both dtypes, with their
+constants taken through :func:`._vecmath.like`: a float literal is a float64
+in numba, and one of them in a float32 expression made the whole of it
+float64. float32 tiles have 256 rows from d = 64 on (:func:`._tiled._tile_rows`).
+Side by side with float64 (``benchmarks/bench_tiled.py --dtypes``, two threads,
+n = 5000 and 20,000): 1.80-2.28 times faster on the direct rows (d = 2 to 5),
+1.63-2.26 on the tiled path (d = 8 to 100), where the float64 sums across tiles
+stay as they were.
+
+Two pitfalls of numba's code, each of which cost these loops a factor of two:
+an index ``J0 + j`` with an offset LLVM cannot prove non-negative keeps numba's
+wrap-around test for negative indices, and LLVM then loads the partners one by
+one (gathers); the loops read slices instead. And a row function inlined into
+the threaded driver and into its serial twin was optimised in two contexts,
+where its sums need not come out in the same order: the rows are kept out of
+their drivers (:func:`._vecmath._not_inlined`), so that both run the same code.
 
 Files
 -----

@@ -94,12 +94,10 @@ def _choose_path(n, d, grad, path):
 
 
 def _tile_dtype(x):
-    # float32 particles: float32 tiles and products, float64 across tiles.
-    # Measured side by side in one process (benchmarks/bench_tiled.py --dtypes),
-    # float32 against float64 tiles at n = 5000: 1.2-1.3 at d = 6, 1.0-1.2 at
-    # d = 10, 1.5 at d = 20, 1.7-1.8 at d = 50, 3.2 at d = 100 (n = 5000 and
-    # 20,000): below d = 20 the products of so few columns are bound by their
-    # output, and the pass over each tile computes in float64.
+    # float32 particles: float32 tiles, products and passes, float64 across
+    # tiles. Measured side by side in one process (benchmarks/bench_tiled.py
+    # --dtypes, n = 5000 and 20,000), float32 against float64 tiles: 1.7 at
+    # d = 8, 1.7-2.0 at 10 and 20, 1.7-1.9 at 50, 2.1-2.3 at 100.
     return np.float32 if x.dtype == np.float32 else np.float64
 
 

@@ -42,10 +42,12 @@ diagonal form one more round.
 Memory: the stacked tiles and the accumulators are O(n d); each thread has its
 scratch of a few tiles (``_TILE`` rows), never an ``n x n`` array.
 
-The products run in the particles' dtype (``float32`` or ``float64``) through
-numba's ``np.dot`` (SciPy's BLAS, which must run single-threaded while numba's
-threads run: see :mod:`ksdnumba.kernels._cpu._threads`); the pass over each tile
-computes in float64 and every accumulation across tiles is in float64.
+The products and the pass over each tile run in the particles' dtype
+(``float32`` or ``float64``), the products through numba's ``np.dot`` (SciPy's
+BLAS, which must run single-threaded while numba's threads run: see
+:mod:`ksdnumba.kernels._cpu._threads`); every accumulation across tiles is in
+float64. The general IMQ profile (beta other than 1/2) computes its pass in
+float64 from the float32 Gram tile.
 """
 
 import types
