@@ -88,6 +88,19 @@ def _stack_tiles(xc, s, tile, T):
             T[2 * r0 + m + i] = s[r0 + i]
 
 
+@njit(cache=True)
+def _row_views(i, bi, bj, Fv, nx, a, J0):
+    """Row ``i``'s Gram products and its partners' ``|x_j|^2``, ``a_j``, as slices.
+
+    ``x_i . x_j``, ``x_i . s_j``, ``s_i . x_j``, ``s_i . s_j`` for the partners
+    ``j`` of the tile. Slices, not offsets: with an index ``J0 + j``, numba's
+    test for negative indices made LLVM load the partners one by one (gathers,
+    2-3 times slower).
+    """
+    return (Fv[i, :bj], Fv[i, bj:2 * bj], Fv[bi + i, :bj], Fv[bi + i, bj:2 * bj],
+            nx[J0:J0 + bj], a[J0:J0 + bj])
+
+
 @njit(**_KERNEL)
 def _tile_pass(i, bi, bj, same, Fv, nx, a, I0, J0, rb):
     """Row ``i`` of a tile: fill ``r2``, ``S`` and ``D . u`` from the Gram tile ``Fv``."""
@@ -95,12 +108,7 @@ def _tile_pass(i, bi, bj, same, Fv, nx, a, I0, J0, rb):
     r2, S, Du = rb[0], rb[1], rb[2]
     nxi = nx[I0 + i]
     ai = a[I0 + i]
-    G = Fv[i, :bj]  # slices: see _gaussian_tile_row
-    Gs = Fv[i, bj:2 * bj]
-    H = Fv[bi + i, :bj]
-    Hs = Fv[bi + i, bj:2 * bj]
-    nxj = nx[J0:J0 + bj]
-    aj = a[J0:J0 + bj]
+    G, Gs, H, Hs, nxj, aj = _row_views(i, bi, bj, Fv, nx, a, J0)
     for j in range(bj):
         # Rounding can leave r2 slightly negative for close pairs.
         r2[j] = max(nxi + nxj[j] - 2.0 * G[j], 0.0)
@@ -123,14 +131,7 @@ def _gaussian_tile_row(i, bi, bj, same, Fv, nx, a, I0, J0, inv_h, d, grad, Pt, C
     tiles ran twice as slowly.
     """
     _wide_vectors()
-    # Slices, not offsets: with an index J0 + j, numba's test for negative
-    # indices made LLVM load the partners by gathers (2-3 times slower).
-    G = Fv[i, :bj]  # x_i . x_j
-    Gs = Fv[i, bj:2 * bj]  # x_i . s_j
-    H = Fv[bi + i, :bj]  # s_i . x_j
-    Hs = Fv[bi + i, bj:2 * bj]  # s_i . s_j
-    nxj = nx[J0:J0 + bj]
-    aj = a[J0:J0 + bj]
+    G, Gs, H, Hs, nxj, aj = _row_views(i, bi, bj, Fv, nx, a, J0)
     nxi = nx[I0 + i]
     ai = a[I0 + i]
     zero = like(G, 0.0)
@@ -185,14 +186,7 @@ def _imq_half_tile_row(i, bi, bj, same, Fv, nx, a, I0, J0, inv_h, d, grad, Pt, Q
     ``(i, i)`` counts in the value and is left out of the coefficients.
     """
     _wide_vectors()
-    # Slices, not offsets: with an index J0 + j, numba's test for negative
-    # indices made LLVM load the partners by gathers (2-3 times slower).
-    G = Fv[i, :bj]  # x_i . x_j
-    Gs = Fv[i, bj:2 * bj]  # x_i . s_j
-    H = Fv[bi + i, :bj]  # s_i . x_j
-    Hs = Fv[bi + i, bj:2 * bj]  # s_i . s_j
-    nxj = nx[J0:J0 + bj]
-    aj = a[J0:J0 + bj]
+    G, Gs, H, Hs, nxj, aj = _row_views(i, bi, bj, Fv, nx, a, J0)
     nxi = nx[I0 + i]
     ai = a[I0 + i]
     zero = like(G, 0.0)
