@@ -298,6 +298,28 @@ def test_vectorised_exp_and_log_accuracy():
     assert out_log[q == 1.0].max() == 0.0
 
 
+def test_float32_fit_through_float32_rows_lands_near_the_float64_fit():
+    """From n = 1000 the 2-D rows compute in float32: a fit still lands where float64's does."""
+    import ksdnumba as kn
+    from ksdnumba.objective import make_objective
+
+    d, n = 2, 1024
+    rng = np.random.default_rng(1)
+    target = kn.Gaussian(np.zeros(d), 1.0)
+    x0 = 1.5 * rng.normal(size=(n, d)) + 0.3
+    objective, _ = make_objective(x0.astype(np.float32), target, "gaussian", 0.3, 0.5, "cpu")
+    assert objective.computes_in_float32(x0.astype(np.float32))
+    r64 = kn.ksdd_lbfgs(x0, target, bw=0.3, max_iter=120)
+    r32 = kn.ksdd_lbfgs(x0, target, bw=0.3, dtype=np.float32, max_iter=120)
+    assert r32.x.dtype == np.float32
+    # Measured: KSD^2 5 % above float64's after 120 iterations, the cloud's mean
+    # within 1e-3 and its covariance within 2e-3 of float64's.
+    assert abs(r32.fun - r64.fun) < 0.15 * r64.fun
+    np.testing.assert_allclose(r32.x.mean(axis=0), r64.x.mean(axis=0), atol=5e-3)
+    np.testing.assert_allclose(np.cov(r32.x.T), np.cov(r64.x.T), atol=1e-2)
+    assert r32.fun < 0.01 * r32.history[0]
+
+
 @njit(fastmath=_cpu._FASTMATH)
 def _exp32(t):
     out = np.empty_like(t)
