@@ -249,9 +249,12 @@ def test_float32_rows_sum_in_float64_across_blocks():
     np.testing.assert_allclose(gs, n * s.astype(np.float64), rtol=1e-6)
 
 
-def test_float32_imq_beta_power_in_float32():
-    """The float32 branch of the general IMQ profile (the drivers send beta != 1/2
-    through float64, so it runs only when a row is called on float32 directly)."""
+def test_imq_general_beta_on_float32_rows():
+    """The float32 branch of the general IMQ profile.
+
+    The drivers send beta != 1/2 through float64 rows, so this branch runs only
+    when a row is called on float32 arrays directly.
+    """
     x, s = _problem(300, 3, seed=7)
     x32, s32 = x.astype(np.float32), s.astype(np.float32)
     xT, sT = np.ascontiguousarray(x32.T), np.ascontiguousarray(s32.T)

@@ -1,9 +1,7 @@
 """Direct pair loops: one particle's row against blocks of partners (see the package docstring)."""
 
 import numpy as np
-from numba import njit, prange
-
-from numba.core import types
+from numba import njit, prange, types
 from numba.extending import overload
 
 from ._vecmath import (
@@ -35,6 +33,7 @@ def _running_block_overload(xT, n):
     if xT.dtype == types.float32:
         return lambda xT, n: _BLOCK
     return lambda xT, n: max(n, 1)
+
 
 @njit(**_KERNEL)
 def _pair_block(i, xT, sT, j0, m, r2, S, Du):
@@ -93,7 +92,8 @@ def _imq_block(inv_h, beta, d, m, r2, S, Du, P, Q, C):
     one = like(r2, 1.0)
     two = like(r2, 2.0)
     four = like(r2, 4.0)
-    dd = like(r2, d)
+    e0 = like(r2, 2.0 * d)  # d's terms as constants (see _gaussian_block)
+    e1 = like(r2, 4.0 * (d + 2.0))
     if beta == 0.5:  # q^(-1/2) is a square root, 3x cheaper than a log and an exp
         h = like(r2, inv_h)
         for jj in range(m):
@@ -111,8 +111,8 @@ def _imq_block(inv_h, beta, d, m, r2, S, Du, P, Q, C):
         p1 = c1 * w * P[jj]
         p2 = c2 * w * p1
         p3 = c3 * w * p2
-        total += P[jj] * S[jj] - two * p1 * (Du[jj] + dd) - four * r2[jj] * p2
-        C[jj] = two * p1 * S[jj] - four * p2 * (Du[jj] + dd + two) - like(r2, 8.0) * r2[jj] * p3
+        total += P[jj] * S[jj] - two * p1 * Du[jj] - e0 * p1 - four * r2[jj] * p2
+        C[jj] = two * p1 * S[jj] - four * p2 * Du[jj] - e1 * p2 - like(r2, 8.0) * r2[jj] * p3
         Q[jj] = -two * p1
     return total
 
