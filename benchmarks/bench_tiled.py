@@ -25,9 +25,10 @@ and ``_TILED_MIN_N``.
 alternately, and reports each as a fraction of the bound (``--bound-gflops``,
 float64; float32 is taken as twice that) through the flop count of the path
 that ran, every addition and multiplication counted (a fused one as two) and
-the exp's polynomial with them: the tiled path's products cost ``16 d`` flops
-per ordered pair (Gaussian: ``14 d``), the Gram part computed once per
-unordered pair of tiles, plus 60 for the pass over each tile; the general
+the exp's polynomial with them: the tiled path's products cost ``15 d`` flops
+per ordered pair (Gaussian: ``13 d``), the Gram part (three products of ``d``
+columns) computed once per unordered pair of tiles, plus 60 for the pass over
+each tile; the general
 direct rows ``19 d + 51``; the one-loop rows in two dimensions 76 (Gaussian;
 65 in float32, whose exp is shorter) and 64 (IMQ, a division and a square root
 counted as one flop each). Where float32 particles still compute in float64
@@ -159,7 +160,7 @@ def _flops_per_pair(path, kernel, d, dtype=np.float64):
             return 64 if kernel == "imq" else (65 if dtype == np.float32 else 76)
         return 19 * d + 51
     back = 6 * d if kernel == "gaussian" else 8 * d
-    return 4 * d + back + 60  # Gram part once per unordered pair, products, tile pass
+    return 3 * d + back + 60  # Gram part once per unordered pair, products, tile pass
 
 
 def dtypes(sizes, dims, kernels, rounds, bound):

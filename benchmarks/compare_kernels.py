@@ -2,8 +2,8 @@
 
 On a shared machine, times move by tens of percent between runs; the ratio of two
 kernels timed alternately in one process moves much less. This script loads
-``ksdnumba/kernels/_cpu.py`` as it was at ``--against`` (a git revision, by
-default ``HEAD~1``) next to the working tree's, checks that both compute the same
+the CPU backend as it was at ``--against`` (a git revision, by default
+``HEAD~1``) next to the working tree's, checks that both compute the same
 sums, and times them in turns: the Stein sums (Gaussian, IMQ with beta = 1/2),
 the SVGD direction and the MMD cross sums, serial and with the thread pool.
 
@@ -11,11 +11,12 @@ the SVGD direction and the MMD cross sums, serial and with the thread pool.
     python benchmarks/compare_kernels.py --against e21fc01 --sizes 5000,20000 \
         --dims 2,3,10,20,50,100 --kernels gaussian,imq --threads pool
 
-The old module must be importable on its own (it imports only NumPy, Numba and
-llvmlite); it is read from ``ksdnumba/kernels/_cpu.py``, where the CPU backend
-lived as one file before it became a package (revisions up to ``e21fc01`` and a
-little after). The new side is the working tree's package. Each kernel is compiled before it is timed; the best of ``--rounds``
-rounds is kept.
+The old backend must be importable on its own (it imports only NumPy, Numba and
+llvmlite): the file ``ksdnumba/kernels/_cpu.py`` at revisions up to ``e21fc01``
+and a little after, the package ``ksdnumba/kernels/_cpu/`` since. The new side is
+the working tree's package. Each kernel is compiled before it is timed; the best
+of ``--rounds`` rounds is kept. ``--dtype float32`` times float32 particles on
+both sides (the max rel diff is then that of float32 rounding).
 """
 
 import argparse
@@ -38,12 +39,35 @@ CALLS = {
 
 
 def _load_revision(revision, folder):
-    source = subprocess.run(["git", "show", f"{revision}:ksdnumba/kernels/_cpu.py"],
-                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
-    path = Path(folder) / "_cpu_at_revision.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location("_cpu_at_revision", path)
+    """The CPU backend at ``revision``: the package ``_cpu/`` or, before it, ``_cpu.py``."""
+    listing = subprocess.run(["git", "ls-tree", "--name-only", revision, "ksdnumba/kernels/"],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    name = "_cpu_at_revision"
+    if "ksdnumba/kernels/_cpu.py" in listing.split():
+        paths = {"ksdnumba/kernels/_cpu.py": Path(folder) / f"{name}.py"}
+        location = paths["ksdnumba/kernels/_cpu.py"]
+    else:  # the package
+        files = subprocess.run(["git", "ls-tree", "--name-only", revision,
+                                "ksdnumba/kernels/_cpu/"],
+                               cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        (Path(folder) / name).mkdir()
+        paths = {f: Path(folder) / name / Path(f).name for f in files.split() if f.endswith(".py")}
+        location = Path(folder) / name / "__init__.py"
+    for source, target in paths.items():
+        target.write_text(subprocess.run(["git", "show", f"{revision}:{source}"], cwd=ROOT,
+                                         capture_output=True, text=True, check=True).stdout)
+    if location.name == "__init__.py":
+        # A subpackage of the working tree's ksdnumba.kernels, for its relative
+        # imports (``from ..._caching import ...``).
+        import ksdnumba.kernels  # noqa: F401
+
+        name = f"ksdnumba.kernels.{name}"
+        spec = importlib.util.spec_from_file_location(
+            name, location, submodule_search_locations=[str(location.parent)])
+    else:
+        spec = importlib.util.spec_from_file_location(name, location)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -63,6 +87,7 @@ def main(argv=None):
     parser.add_argument("--dims", default="2")
     parser.add_argument("--kernels", default="gaussian,imq,svgd,mmd")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     parser.add_argument("--threads", default="serial,pool",
                         help="which drivers to time: serial, pool or both")
     args = parser.parse_args(argv)
@@ -80,6 +105,7 @@ def main(argv=None):
                 x = rng.normal(size=(n, d))
                 s = -x + 0.3 * rng.normal(size=(n, d))
                 y = rng.normal(size=(n, d))
+                x, s, y = (v.astype(args.dtype) for v in (x, s, y))
                 for kernel in args.kernels.split(","):
                     call = CALLS[kernel]
                     diff = _max_rel_diff(call(new, x, s, y, None), call(old, x, s, y, None))

@@ -206,6 +206,30 @@ def test_float32_tiles_against_float64(kernel, beta, d):
     assert np.abs(gx - exact[1]).max() > 1e-10 * np.abs(exact[1]).max()
 
 
+@pytest.mark.parametrize("kernel, beta", KERNELS, ids=KERNEL_IDS)
+@pytest.mark.parametrize("spread, score", [(1e-3, 1e3), (1e3, 1e-3)],
+                         ids=["narrow", "wide"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_tiled_path_with_scores_and_positions_of_different_sizes(kernel, beta, spread,
+                                                                  score, dtype):
+    """The cross products come from ``z = alpha x + s / alpha``: alpha must balance them.
+
+    With ``alpha = 1`` here, ``|z|^2`` is ``|s|^2`` (or ``|x|^2``), 1e6 times the
+    cross products it carries, and the float32 sums erred by 1e-2 (float64:
+    3e-11) of their largest entry.
+    """
+    rng = np.random.default_rng(5)
+    n, d = 2 * TILE + 3, 12
+    x = spread * rng.normal(size=(n, d))
+    s = -score / spread * x + 0.3 * score * rng.normal(size=(n, d))
+    x, s = x.astype(dtype), s.astype(dtype)
+    bw = 0.5 * d * spread**2
+    exact = ref.stein_sums(kernel, x.astype(np.float64), s.astype(np.float64), bw, beta)
+    actual = _sums(kernel, x, s, bw, beta, path="tiled")
+    rtol = RTOL if dtype == np.float64 else 2e-5
+    _assert_matches(exact, actual, rtol, f"{kernel} beta={beta} {np.dtype(dtype).name}")
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     n=st.integers(1, 2 * TILE + 9),
