@@ -77,18 +77,19 @@ out as well: it would undo their argument reductions.
 GEMM-tiled path
 ---------------
 From a few dimensions on, the radial Stein sums take another road
-(:mod:`._tiled`): ``r2``, ``S`` and ``D . u`` of a tile of pairs come from Gram
-products (BLAS, through numba's ``np.dot``), one pass over the tile evaluates the
-same profile functions, and the gradients come back as products of the
-coefficient tiles with the particles and scores. Each unordered pair of tiles
-is computed once, in a fixed round-robin order, so the path is as deterministic
-as the rows; it costs about ``10 d`` (Gaussian) to ``12 d`` (IMQ) flops per pair
-in matrix products, which run near the machine's peak, where the direct row's
-``19 d + 51`` flops per pair are bound by loads and stores. Side by side with
-the direct rows of revision e21fc01 (two threads, float64, n = 5000 and 20,000,
-``benchmarks/compare_kernels.py``): 1.7-2.0 times faster at d = 10, 1.9-2.2 at
-d = 20, 1.8-3.2 at d = 50, 1.8-5.4 at d = 100, and twice that where other work
-on the machine slowed the old rows' loads. The SVGD direction and the MMD sums
+(:mod:`._tiled`): ``r2``, ``S`` and ``D . u`` of a tile of pairs come from three
+Gram products (BLAS, through numba's ``np.dot``), one pass over the tile
+evaluates the same profile functions, and the gradients come back as products
+of the coefficient tiles with the particles and scores. Each unordered pair of
+tiles is computed once, in a fixed round-robin order, so the path is as
+deterministic as the rows; it costs about ``9 d`` (Gaussian) to ``11 d`` (IMQ)
+flops per pair in matrix products, which run near the machine's peak, where the
+direct row does ``19 d + 51``. Side by side with the direct rows of revision
+e21fc01 (two threads, float64, n = 5000 and 20,000,
+``benchmarks/compare_kernels.py``): 1.9-2.1 times faster at d = 10, 1.8-2.4 at
+d = 20, 1.7-3.2 at d = 50, 2.0-5.7 at d = 100; the old rows reached 58-69 % of
+the machine's bound at n = 5000 in that run, and fall off once their partners
+outgrow the caches. The SVGD direction and the MMD sums
 take the same road from d = 16. Which path runs is decided
 by ``n`` and ``d`` (``_TILED_MIN_D``, ``_TILED_MIN_N`` in :mod:`._drivers`,
 measured by ``benchmarks/bench_tiled.py --crossover``); ``path=`` forces one.
