@@ -56,8 +56,9 @@ whatever the number of threads, and the results are bit-identical from run to
 run and between the threaded driver and its serial twin. The tiles on the
 diagonal form one more round.
 
-Memory: the particles' copies (``x``, ``s``, ``z``) and the accumulators are O(n d); each thread has its
-scratch of a few tiles (``_TILE`` rows), never an ``n x n`` array.
+Memory: the particles' copies (``x``, ``s``, ``z``) and the accumulators are
+O(n d); each thread has its scratch of a few tiles (``_TILE`` rows), never an
+``n x n`` array.
 
 The products and the pass over each tile run in the particles' dtype
 (``float32`` or ``float64``), the products through numba's ``np.dot`` (SciPy's
