@@ -43,29 +43,29 @@ def _load_revision(revision, folder):
     listing = subprocess.run(["git", "ls-tree", "--name-only", revision, "ksdnumba/kernels/"],
                              cwd=ROOT, capture_output=True, text=True, check=True).stdout
     name = "_cpu_at_revision"
-    if "ksdnumba/kernels/_cpu.py" in listing.split():
-        paths = {"ksdnumba/kernels/_cpu.py": Path(folder) / f"{name}.py"}
-        location = paths["ksdnumba/kernels/_cpu.py"]
-    else:  # the package
+    package = "ksdnumba/kernels/_cpu.py" not in listing.split()
+    if package:
         files = subprocess.run(["git", "ls-tree", "--name-only", revision,
                                 "ksdnumba/kernels/_cpu/"],
                                cwd=ROOT, capture_output=True, text=True, check=True).stdout
         (Path(folder) / name).mkdir()
         paths = {f: Path(folder) / name / Path(f).name for f in files.split() if f.endswith(".py")}
-        location = Path(folder) / name / "__init__.py"
+    else:
+        paths = {"ksdnumba/kernels/_cpu.py": Path(folder) / f"{name}.py"}
     for source, target in paths.items():
         target.write_text(subprocess.run(["git", "show", f"{revision}:{source}"], cwd=ROOT,
                                          capture_output=True, text=True, check=True).stdout)
-    if location.name == "__init__.py":
+    if package:
         # A subpackage of the working tree's ksdnumba.kernels, for its relative
         # imports (``from ..._caching import ...``).
         import ksdnumba.kernels  # noqa: F401
 
+        location = Path(folder) / name / "__init__.py"
         name = f"ksdnumba.kernels.{name}"
         spec = importlib.util.spec_from_file_location(
             name, location, submodule_search_locations=[str(location.parent)])
     else:
-        spec = importlib.util.spec_from_file_location(name, location)
+        spec = importlib.util.spec_from_file_location(name, Path(folder) / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
