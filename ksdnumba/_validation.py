@@ -187,6 +187,31 @@ def check_random_state(random_state):
     )
 
 
+def check_rng(rng, name="rng"):
+    """Turn anything :func:`numpy.random.default_rng` accepts into a Generator (SPEC 7).
+
+    None (fresh entropy), an int or a sequence of ints (a seed), a
+    :class:`numpy.random.SeedSequence`, a bit generator, or a Generator (used as
+    it is). Anything else raises ``TypeError`` naming ``name``.
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (bool, np.bool_, float, str, bytes)):
+        raise TypeError(
+            f"{name} must be None, an int, a SeedSequence, a BitGenerator or a "
+            f"numpy.random.Generator, got {type(rng).__name__}"
+        )
+    try:
+        return np.random.default_rng(rng)
+    except TypeError as exc:
+        raise TypeError(
+            f"{name} must be None, an int, a SeedSequence, a BitGenerator or a "
+            f"numpy.random.Generator, got {type(rng).__name__}: {exc}"
+        ) from None
+    except ValueError as exc:  # a negative seed
+        raise ValueError(f"{name}: {exc}") from None
+
+
 class EvaluationError(ValueError):
     """Evaluating a sampler's objective or direction failed at some particles.
 
