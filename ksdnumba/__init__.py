@@ -13,6 +13,7 @@ from .descent import ksdd_gradient, ksdd_lbfgs
 from .gof import KSDTestResult, ksd_test
 from .metrics import amari_distance, histogram_kl, ksd, median_bandwidth, mode_occupancy
 from .objective import ksd_and_grad
+from .stein_matrix import SteinMatrix
 from .targets import (
     BayesianICA,
     BayesianLogisticRegression,
@@ -33,6 +34,7 @@ __all__ = [
     "KSDTestResult",
     "SamplingResult",
     "ScoreFunction",
+    "SteinMatrix",
     "SweepResult",
     "ThinningResult",
     "amari_distance",

@@ -5,33 +5,26 @@ Its statistic is :math:`n\, \mathrm{KSD}^2` and its null distribution is
 approximated by a bootstrap whose every draw is a quadratic form
 :math:`w^\top H w` of the Stein matrix :math:`H_{ij} = k_p(x_i, x_j)`; all draws
 are accumulated together over tiles of :math:`H`
-(:func:`ksdnumba.kernels._cpu._values.quadratic_forms`), never forming it.
+(:meth:`ksdnumba.SteinMatrix.quadratic_forms`), never forming it.
 """
 
 import numpy as np
 
-from ._bandwidth import resolve_bw
 from ._result import Result
 from ._validation import (
-    call_target,
     check_beta,
-    check_finite_field,
     check_fraction,
     check_option,
     check_particles,
     check_positive_int,
     check_random_state,
-    check_target_dims,
 )
-from .kernels._cpu import _values
-from .kernels._backend import BACKENDS, resolve_backend
-from .targets import as_score_target
+from .stein_matrix import SteinMatrix
 
 __all__ = ["KSDTestResult", "ksd_test"]
 
 TEST_KERNELS = ("imq", "gaussian", "linear")
 BOOTSTRAPS = ("wild", "multinomial")
-_KINDS = {"gaussian": _values.GAUSSIAN, "imq": _values.IMQ, "linear": _values.LINEAR}
 # Weights of at most this many float64 numbers are held at once (64 MiB); more
 # draws are taken in batches, each a pass over the Stein matrix's tiles.
 _MAX_WEIGHTS = 2**23
@@ -179,27 +172,16 @@ def ksd_test(x, target, *, kernel="imq", bw=1.0, beta=0.5, n_bootstrap=1000, alp
     n, d = x.shape
     if n < 2:
         raise ValueError("the KSD test needs at least 2 points, got 1")
-    target = as_score_target(target)
-    check_target_dims(target, x, "x")
     kernel = check_option(kernel, "kernel", TEST_KERNELS)
     beta = check_beta(beta)
-    bw = 1.0 if kernel == "linear" else resolve_bw(bw, x)
     n_bootstrap = check_positive_int(n_bootstrap, "n_bootstrap", minimum=1)
     alpha = check_fraction(alpha, "alpha")
     bootstrap = check_option(bootstrap, "bootstrap", BOOTSTRAPS)
     rng = check_random_state(random_state)
-    backend = check_option(backend, "backend", BACKENDS)
-    # "auto" stays on the CPU: the GPU kernel has been checked in numba's
-    # simulator, not yet timed on a GPU against the CPU tiles.
-    backend = "cpu" if backend == "auto" else resolve_backend(backend)
-    if backend == "cuda":
-        from .kernels import _cuda_stein_values as module
-    else:
-        module = _values
-    s = check_finite_field(call_target(target.score, "score", x), x, "score")
-
-    kind = _KINDS[kernel]
-    diag = _values.stein_diagonal_bw(kind, x, s, bw, beta)
+    H = SteinMatrix(x, target, kernel=kernel, bw=None if kernel == "linear" else bw, beta=beta,
+                    backend=backend)
+    bw = 1.0 if kernel == "linear" else H.bw
+    diag = H.diagonal()
     batch = max(1, min(n_bootstrap + 1, _MAX_WEIGHTS // n))
     forms = []
     done = 0
@@ -208,11 +190,10 @@ def ksd_test(x, target, *, kernel="imq", bw=1.0, beta=0.5, n_bootstrap=1000, alp
         count = min(batch - (1 if total is None else 0), n_bootstrap - done)
         W = _weights(bootstrap, n, count, rng)
         if total is None:  # an all-ones column gives the sum of H, for the statistic
-            both = module.quadratic_forms(kind, x, s, bw, beta,
-                                          np.concatenate([np.ones((n, 1)), W], axis=1))
+            both = H.quadratic_forms(np.concatenate([np.ones((n, 1)), W], axis=1))
             total, q = both[0], both[1:]
         else:
-            q = module.quadratic_forms(kind, x, s, bw, beta, W)
+            q = H.quadratic_forms(W)
         if bootstrap == "multinomial":  # sum over i != j: the diagonal leaves
             q = q - (W * W).T @ diag
         forms.append(q)
@@ -229,5 +210,5 @@ def ksd_test(x, target, *, kernel="imq", bw=1.0, beta=0.5, n_bootstrap=1000, alp
     return KSDTestResult(
         statistic=float(statistic), pvalue=float(pvalue), reject=bool(pvalue <= alpha),
         bootstrap_statistics=draws, ksd2=float(ksd2), kernel=kernel, bw=bw, beta=beta,
-        n_bootstrap=n_bootstrap, alpha=alpha, bootstrap=bootstrap, backend=backend,
+        n_bootstrap=n_bootstrap, alpha=alpha, bootstrap=bootstrap, backend=H.backend,
     )

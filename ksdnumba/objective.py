@@ -39,33 +39,25 @@ from ._validation import (
 )
 from .kernels import _cpu
 from .kernels._backend import kernels, resolve_backend
-from .targets import Gaussian, GaussianMixture, _mixtures, as_score_target, as_target
-from .targets._mixtures import _diagonal_mixture_hvp, _diagonal_mixture_terms
+from .kernels._kinds import KINDS, RADIAL
+from .targets import _mixtures, as_target
+from .targets._mixtures import diagonal_mixture_hvp, diagonal_mixture_terms
 
-KERNELS = ("gaussian", "imq", "linear")
+KERNELS = tuple(KINDS)
 
 
-def _kernel_functions(kernel, backend):
-    """Functions of ``(x, s, bw, beta)`` for one kernel on one resolved backend.
+def _kernel_sums(kernel, backend):
+    """``sums(x, s, bw, beta) -> (total, gx, gs)`` for one kernel on one resolved backend.
 
-    All pairs' sum with its partial gradients, the sum alone, and the diagonal
-    :math:`k_p(x_i, x_i)`. The diagonals are O(n d) NumPy on the host; so is the
-    whole linear kernel, which has no pair loop, whatever the backend.
+    The linear kernel has no pair loop: O(n d^2) NumPy on the host, whatever the
+    backend.
     """
     if kernel == "linear":
-        return (
-            lambda x, s, bw, beta: _cpu.linear_stein_sums(x, s),
-            lambda x, s, bw, beta: _cpu.linear_stein_total(x, s),
-            lambda x, s, bw, beta: _cpu.linear_stein_diagonal(x, s),
-        )
+        return lambda x, s, bw, beta: _cpu.linear_stein_sums(x, s)
     module = kernels(backend)
     if kernel == "gaussian":
-        return (
-            lambda x, s, bw, beta: module.gaussian_stein_sums(x, s, bw),
-            lambda x, s, bw, beta: module.gaussian_stein_total(x, s, bw),
-            lambda x, s, bw, beta: _cpu.gaussian_stein_diagonal(x, s, bw),
-        )
-    return module.imq_stein_sums, module.imq_stein_total, _cpu.imq_stein_diagonal
+        return lambda x, s, bw, beta: module.gaussian_stein_sums(x, s, bw)
+    return module.imq_stein_sums
 
 
 @njit(cache=True)
@@ -78,31 +70,34 @@ def _diagonal_mixture_objective(x, means, precision, log_norm, kind, bw, beta):
     to box) took as long as the pair sums.
     """
     n = x.shape[0]
-    resp, comp, s = _diagonal_mixture_terms(x, means, precision, log_norm)
+    resp, comp, s = diagonal_mixture_terms(x, means, precision, log_norm)
     gx = np.empty(x.shape)
     gs = np.empty(x.shape)
-    total = _cpu._radial_sums_serial(
-        np.ascontiguousarray(x.T), np.ascontiguousarray(s.T), kind, bw, beta, gx, gs
+    total = _cpu.radial_sums_serial(
+        np.ascontiguousarray(x.T), np.ascontiguousarray(s.T), kind, bw, beta, gx, gs, 1
     )
     c = 2.0 / n**2
     gs *= c
     gx *= c
-    gx += _diagonal_mixture_hvp(gs, precision, resp, comp, s)
+    gx += diagonal_mixture_hvp(gs, precision, resp, comp, s)
     return total, gx
 
 
 # The CPU backend is a package: stamp each file whose compiled functions the
 # objective inlines, not only its __init__.
-cache_depends_on(_diagonal_mixture_objective, *_cpu._SOURCES, _mixtures)
+cache_depends_on(_diagonal_mixture_objective, *_cpu.SOURCES, _mixtures)
 
 
 def _fused_mixture(target, kernel, backend):
-    """The arguments of :func:`_diagonal_mixture_objective` for `target`, or None."""
-    if (type(target) in (GaussianMixture, Gaussian) and target.covariance_type != "full"
-            and kernel in ("gaussian", "imq") and backend == "cpu"):
-        kind = _cpu.GAUSSIAN if kernel == "gaussian" else _cpu.IMQ
-        return target.means, target._precision, target._log_norm, kind
-    return None
+    """The arguments of :func:`_diagonal_mixture_objective` for `target`, or None.
+
+    Through the target's ``compiled_terms`` hook (diagonal Gaussian mixtures).
+    """
+    hook = getattr(target, "compiled_terms", None)
+    if hook is None or kernel not in RADIAL or backend != "cpu":
+        return None
+    arrays = hook()
+    return None if arrays is None else (*arrays, KINDS[kernel])
 
 
 class SteinObjective:
@@ -133,7 +128,7 @@ class SteinObjective:
         self.bw = bw
         self.beta = beta
         self.backend = backend
-        self._sums, self._total, self._diagonal = _kernel_functions(kernel, backend)
+        self._sums = _kernel_sums(kernel, backend)
         self._score_and_hvp = getattr(target, "score_and_hvp", None)
         self._fused = _fused_mixture(target, kernel, backend)
 
@@ -149,22 +144,11 @@ class SteinObjective:
         if self.backend == "cuda":
             return True
         n, d = x.shape
-        kind = _cpu.GAUSSIAN if self.kernel == "gaussian" else _cpu.IMQ
-        return _cpu.computes_in_float32(kind, n, d, self.beta)
+        return _cpu.computes_in_float32(KINDS[self.kernel], n, d, self.beta)
 
     def score(self, x):
         """The target's score at ``x``, checked for shape and finiteness."""
         return check_finite_field(call_target(self.target.score, "score", x), x, "score")
-
-    def value(self, x, statistic="v"):
-        """Squared KSD at ``x``: V-statistic (``"v"``) or U-statistic (``"u"``)."""
-        n = x.shape[0]
-        s = self.score(x)
-        total = self._total(x, s, self.bw, self.beta)
-        if statistic == "u":
-            diagonal = self._diagonal(x, s, self.bw, self.beta).sum()
-            return (total - diagonal) / (n * (n - 1))
-        return total / n**2
 
     def value_and_grad(self, x):
         """V-statistic at ``x`` and its gradient, shape ``(n, d)``, float64.
@@ -222,15 +206,13 @@ def _particles_dtype(x):
     return np.float32 if dtype == np.float32 else np.float64
 
 
-def make_objective(x, target, kernel, bw, beta, backend, name="x", needs_hvp=True):
-    """Check the arguments shared by every KSD entry point and build the objective.
+def make_objective(x, target, kernel, bw, beta, backend, name="x"):
+    """Check the arguments shared by the descent entry points and build the objective.
 
     ``x`` must already be a checked particle array; ``bw="median"`` is resolved
-    at ``x``. Returns the objective and the target as :func:`as_target` made it
-    (:func:`as_score_target` with ``needs_hvp=False``: for the value alone,
-    which uses the score only).
+    at ``x``. Returns the objective and the target as :func:`as_target` made it.
     """
-    target = as_target(target) if needs_hvp else as_score_target(target)
+    target = as_target(target)
     check_target_dims(target, x, name)
     kernel = check_option(kernel, "kernel", KERNELS)
     beta = check_beta(beta)

@@ -9,26 +9,18 @@ import numbers
 
 import numpy as np
 
+from ._preconditioners import stein_matrix_from_sample
 from ._result import Result
 from ._validation import (
     call_target,
     check_finite_field,
     check_like,
-    check_option,
     check_particles,
     check_per_point,
     check_positive_int,
-    check_spd,
 )
-from .kernels._cpu import _values
-from .kernels._backend import BACKENDS, resolve_backend
 
 __all__ = ["ThinningResult", "stein_thinning"]
-
-PRECONDITIONERS = ("id", "med", "sclmed", "smpcov")
-THINNING_KERNELS = ("imq", "gaussian")
-# stein-thinning takes the median distance over this many evenly spaced rows.
-_MEDIAN_ROWS = 1000
 
 
 class ThinningResult(Result):
@@ -57,96 +49,6 @@ class ThinningResult(Result):
     backend : str
         Where the greedy steps ran, ``"cpu"`` or ``"cuda"``.
     """
-
-
-def _median_distance2(z):
-    """stein-thinning's squared median distance: over 1000 evenly spaced rows when n > 1000."""
-    from scipy.spatial.distance import pdist  # here, to keep the import light
-
-    n = z.shape[0]
-    if n > _MEDIAN_ROWS:
-        z = z[np.linspace(0, n - 1, _MEDIAN_ROWS, dtype=int)]
-    if z.shape[0] < 2:
-        raise ValueError(
-            "the 'med' and 'sclmed' preconditioners need at least 2 points; give a number"
-        )
-    # The median of the distances, then squared (not the median of the squares,
-    # which differs for an even number of pairs), as stein-thinning does.
-    m2 = float(np.median(pdist(z)) ** 2)
-    if not m2 > 0:
-        raise ValueError(
-            "the median distance between the points is 0 (more than half of the pairs "
-            "coincide); give the preconditioner as a number or a matrix"
-        )
-    return m2
-
-
-def _preconditioner(spec, z):
-    """``(L, weights, Q)``: the matrix, its eigenvalues and eigenvectors (None: Q = I).
-
-    Isotropic and diagonal preconditioners are kept in the sample's own
-    coordinates (``Q = None``), so that their columns are computed as the
-    formulas are written.
-    """
-    n, d = z.shape
-    if isinstance(spec, str):
-        try:
-            value = float(spec)  # stein-thinning accepts a number as a string
-        except ValueError:
-            value = None
-        if value is not None:
-            return _preconditioner(value, z)
-        spec = check_option(spec, "preconditioner", PRECONDITIONERS)
-        if spec == "id":
-            lam = 1.0
-        elif spec == "med":
-            lam = 1.0 / _median_distance2(z)
-        elif spec == "sclmed":
-            lam = 1.0 / _median_distance2(z) * np.log(min(_MEDIAN_ROWS, n))
-        else:
-            if n < 2:
-                raise ValueError("the 'smpcov' preconditioner needs at least 2 points")
-            cov = np.atleast_2d(np.cov(z, rowvar=False))
-            try:
-                _, values, vectors = check_spd(cov, d, "the sample covariance")
-            except ValueError as exc:
-                raise ValueError(
-                    f"preconditioner='smpcov': {exc} (too few distinct points, or "
-                    "collinear ones); use another preconditioner"
-                ) from None
-            return _from_covariance(values, vectors, d)
-        return lam * np.eye(d), np.full(d, lam), None
-    if isinstance(spec, (bool, np.bool_)):
-        raise TypeError(f"preconditioner must be a name, a number or a (d, d) array, got {spec!r}")
-    if isinstance(spec, numbers.Real):
-        value = float(spec)
-        if not (np.isfinite(value) and value > 0):
-            raise ValueError(
-                f"a number as preconditioner is a squared length scale and must be "
-                f"positive and finite, got {spec!r}"
-            )
-        return np.eye(d) / value, np.full(d, 1.0 / value), None
-    arr = np.asarray(spec)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-    ):
-        raise TypeError(
-            f"preconditioner must be a name, a number or a (d, d) array, got {type(spec).__name__}"
-        )
-    if arr.ndim == 0:
-        return _preconditioner(float(arr), z)
-    gamma, values, vectors = check_spd(arr, d, "preconditioner")
-    if np.count_nonzero(gamma - np.diag(np.diag(gamma))) == 0:
-        weights = 1.0 / np.diag(gamma)
-        return np.diag(weights), weights, None
-    return _from_covariance(values, vectors, d)
-
-
-def _from_covariance(values, vectors, d):
-    """``L = Gamma^{-1}`` from the eigendecomposition of ``Gamma``."""
-    weights = 1.0 / values
-    L = (vectors * weights) @ vectors.T
-    return 0.5 * (L + L.T), weights, vectors
 
 
 def _hessian_diagonal(target, x):
@@ -364,44 +266,15 @@ def stein_thinning(sample, scores, m, *, kernel="imq", preconditioner="sclmed",
     >>> reg.regularize
     0.05
     """
-    x0 = x = check_particles(sample, "sample")
+    x = check_particles(sample, "sample")
     s = check_like(scores, x, "scores", "sample")
     m = check_positive_int(m, "m", minimum=1)
-    kernel = check_option(kernel, "kernel", THINNING_KERNELS)
-    backend = check_option(backend, "backend", BACKENDS)
-    # "auto" stays on the CPU: the GPU step has been checked in numba's simulator,
-    # not yet timed on a GPU against the CPU loop.
-    backend = "cpu" if backend == "auto" else resolve_backend(backend)
-    if not isinstance(standardize, (bool, np.bool_)):
-        raise TypeError(f"standardize must be True or False, got {standardize!r}")
-    n, d = x.shape
-    scale = np.ones(d)
-    if standardize:
-        loc = np.mean(x, axis=0)
-        scale = np.mean(np.abs(x - loc), axis=0)
-        if not np.all(scale > 0):
-            cols = np.flatnonzero(~(scale > 0)).tolist()
-            raise ValueError(
-                f"cannot standardise: column(s) {cols} of sample are constant; pass "
-                "standardize=False"
-            )
-        x = x / scale
-        s = s * scale
-    L, weights, Q = _preconditioner(preconditioner, x)
-    lam, logp, lap = _regularization(regularize, m, target, log_p, laplacian, x0, scale)
-    xr, sr = (x, s) if Q is None else (x @ Q, s @ Q)
-    kind = _values.P_IMQ if kernel == "imq" else _values.P_GAUSSIAN
-    if backend == "cuda":
-        from .kernels import _cuda_stein_values as module
-    else:
-        module = _values
-    idx, totals = module.greedy_thinning(
-        kind, np.ascontiguousarray(xr.T), np.ascontiguousarray(sr.T),
-        np.ascontiguousarray(weights, dtype=np.float64), float(np.sum(weights)), m,
-        lap, logp, 0.0 if lam is None else lam,
-    )
+    H, scale, L = stein_matrix_from_sample(x, s, kernel=kernel, preconditioner=preconditioner,
+                                           standardize=standardize, backend=backend)
+    lam, logp, lap = _regularization(regularize, m, target, log_p, laplacian, x, scale)
+    idx, totals = H._greedy(m, lap, logp, 0.0 if lam is None else lam)
     ksd = np.sqrt(np.maximum(totals, 0.0)) / np.arange(1, m + 1)
     return ThinningResult(indices=idx, ksd=ksd, preconditioner=L, scale=scale,
-                          kernel=kernel, regularize=lam, backend=backend)
+                          kernel=kernel, regularize=lam, backend=H.backend)
 
 

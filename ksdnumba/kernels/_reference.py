@@ -213,6 +213,42 @@ def preconditioned_stein_matrix(kernel, x, s, L, y=None, sy=None):
     raise ValueError(f"no preconditioned kernel {kernel!r}")
 
 
+def metric_stein_matrix(kernel, x, s, L, beta=0.5, y=None, sy=None):
+    r"""``K[i, j] = k_p(x_i, y_j)`` for a base kernel :math:`\phi(u^\top L u)` (``y = x`` by default).
+
+    Gaussian :math:`\phi(\rho) = e^{-\rho / 2}`, IMQ :math:`(1 + \rho)^{-\beta}`;
+    with :math:`a = u^\top L^2 u`, :math:`b = (s_x - s_y)^\top L u`,
+
+    .. math::
+
+        k_p = \phi S - 2 \phi' (b + \operatorname{tr} L) - 4 \phi'' a,
+
+    derivatives in :math:`\rho`. ``L = I / bw`` gives :func:`stein_matrix`;
+    ``beta = 1/2`` gives :func:`preconditioned_stein_matrix`. The linear kernel
+    has no metric: :func:`stein_matrix`.
+    """
+    if y is None:
+        y, sy = x, s
+    u = x[:, None, :] - y[None, :, :]
+    Lu = np.einsum("kl,ijl->ijk", L, u)
+    rho = np.einsum("ijk,ijk->ij", u, Lu)
+    a = np.einsum("ijk,ijk->ij", Lu, Lu)
+    b = np.einsum("ijk,ijk->ij", s[:, None, :] - sy[None, :, :], Lu)
+    S = s @ sy.T
+    tr = np.trace(L)
+    if kernel == "gaussian":
+        phi = np.exp(-0.5 * rho)
+        phi1, phi2 = -0.5 * phi, 0.25 * phi
+    elif kernel == "imq":
+        q = 1.0 + rho
+        phi = q**-beta
+        phi1 = -beta * q ** (-beta - 1)
+        phi2 = beta * (beta + 1) * q ** (-beta - 2)
+    else:
+        raise ValueError(f"no kernel {kernel!r} with a metric")
+    return phi * S - 2 * phi1 * (b + tr) - 4 * phi2 * a
+
+
 def greedy_thinning(K, m, lap=None, logp=None, lam=0.0):
     r"""Greedy thinning on a dense Stein matrix ``K``: ``(indices, totals)``.
 

@@ -23,7 +23,7 @@ from ._base import _LOG_2PI, Target, _logsumexp0, _readonly, _Tempered
 
 
 @njit(cache=True)
-def _diagonal_mixture_terms(x, means, precision, log_norm):
+def diagonal_mixture_terms(x, means, precision, log_norm):
     """Responsibilities ``(K, n)``, component scores ``(K, n, d)`` and the score.
 
     For mixtures with diagonal precisions ``(K, d)``: the hot path of the
@@ -58,7 +58,7 @@ def _diagonal_mixture_terms(x, means, precision, log_norm):
 
 
 @njit(cache=True)
-def _diagonal_mixture_hvp(v, precision, resp, comp, score):
+def diagonal_mixture_hvp(v, precision, resp, comp, score):
     """The stable Hessian-vector product of a diagonal mixture (see ``hvp``)."""
     n, d = v.shape
     out = np.zeros((n, d))
@@ -222,6 +222,21 @@ class GaussianMixture:
             log_weights = np.log(weights)  # -inf for empty components, on purpose
         self._log_norm = log_weights - 0.5 * (d * _LOG_2PI + logdet)
 
+    def compiled_terms(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(means, precision, log_norm)`` for the compiled score and HVP, or None.
+
+        The package's hook through which :mod:`ksdnumba.objective` fuses the
+        score, the Stein pair sums and the HVP into one compiled call at small
+        ``n``: the arguments of :func:`diagonal_mixture_terms` and
+        :func:`diagonal_mixture_hvp` (diagonal precisions ``(K, d)``). None for
+        full covariances, and for a subclass that redefines ``score`` or ``hvp``
+        (the compiled terms would not be its own).
+        """
+        own = type(self).score is GaussianMixture.score and type(self).hvp is GaussianMixture.hvp
+        if self.covariance_type == "full" or not own:
+            return None
+        return self.means, self._precision, self._log_norm
+
     # -- shared pieces --------------------------------------------------------------
 
     def _log_joint(self, x: np.ndarray, with_scores: bool):
@@ -274,7 +289,7 @@ class GaussianMixture:
         """
         x = check_points(x, self.n_dims)
         if self.covariance_type != "full":
-            return _diagonal_mixture_terms(x, self.means, self._precision, self._log_norm)[2]
+            return diagonal_mixture_terms(x, self.means, self._precision, self._log_norm)[2]
         resp, comp_scores = self._responsibilities_and_scores(x)
         return np.einsum("kn,knd->nd", resp, comp_scores)
 
@@ -345,12 +360,12 @@ class GaussianMixture:
         """
         x = check_points(x, self.n_dims)
         if self.covariance_type != "full":
-            terms = _diagonal_mixture_terms(x, self.means, self._precision, self._log_norm)
+            terms = diagonal_mixture_terms(x, self.means, self._precision, self._log_norm)
             resp, comp, score = terms
 
             def hvp_diagonal(v: ArrayLike) -> np.ndarray:
                 v = check_directions(v, x)
-                return _diagonal_mixture_hvp(v, self._precision, resp, comp, score)
+                return diagonal_mixture_hvp(v, self._precision, resp, comp, score)
 
             return score, hvp_diagonal
         resp, comp_scores = self._responsibilities_and_scores(x)

@@ -4,10 +4,11 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+from .._kinds import GAUSSIAN
+from ._twins import twin
 from ._vecmath import (
     _FASTMATH,
     _KERNEL,
-    GAUSSIAN,
     _exp_scalar,
     _log_atleast1,
     _ordered_sum,
@@ -379,51 +380,35 @@ def _scratch(n, xT):
 
 
 
-# The drivers come in parallel/serial twins around the same row function. The
-# parallel one splits the rows in chunks; each chunk allocates its scratch once
-# instead of once per row.
+# The drivers are threaded/serial twins compiled from one body (._twins.twin):
+# the threaded one splits the rows in chunks, each chunk allocating its scratch
+# once; the serial one is the same code with one chunk.
 
 
-@njit(cache=True, parallel=True)
-def _radial_sums_parallel(xT, sT, kind, bw, beta, gx, gs, n_chunks):
+def _radial_sums_body(xT, sT, kind, bw, beta, gx, gs, n_chunks):
     d, n = xT.shape
     rows = np.empty(n)
     fast = _row_2d(kind, beta, d)
+    inv_h = 1.0 / bw
     for c in prange(n_chunks):
-        buf = _scratch(n, xT)
+        buf = _scratch(0 if fast else n, xT)
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
+            # The 2-D rows are called from here, not from _radial_row: through
+            # it, a row took 100 ns more (a quarter of all pairs at n = 50).
             if fast == 1:
-                rows[i] = _gaussian_row_2d(i, xT, sT, 1.0 / bw, gx, gs)
+                rows[i] = _gaussian_row_2d(i, xT, sT, inv_h, gx, gs)
             elif fast == 2:
-                rows[i] = _imq_half_row_2d(i, xT, sT, 1.0 / bw, gx, gs)
+                rows[i] = _imq_half_row_2d(i, xT, sT, inv_h, gx, gs)
             else:
                 rows[i] = _radial_row(i, xT, sT, kind, bw, beta, gx, gs, buf)
     return _ordered_sum(rows)
 
 
-@njit(cache=True)
-def _radial_sums_serial(xT, sT, kind, bw, beta, gx, gs):
-    d, n = xT.shape
-    rows = np.empty(n)
-    fast = _row_2d(kind, beta, d)
-    if fast:
-        # Called from here, not from _radial_row: through it, the row took
-        # 100 ns more (5 of the 19 microseconds of all pairs at n = 50).
-        inv_h = 1.0 / bw
-        for i in range(n):
-            if fast == 1:
-                rows[i] = _gaussian_row_2d(i, xT, sT, inv_h, gx, gs)
-            else:
-                rows[i] = _imq_half_row_2d(i, xT, sT, inv_h, gx, gs)
-        return _ordered_sum(rows)
-    buf = _scratch(n, xT)
-    for i in range(n):
-        rows[i] = _radial_row(i, xT, sT, kind, bw, beta, gx, gs, buf)
-    return _ordered_sum(rows)
+radial_sums_parallel = twin(_radial_sums_body, "radial_sums_parallel", parallel=True)
+radial_sums_serial = twin(_radial_sums_body, "radial_sums_serial", parallel=False)
 
 
-@njit(cache=True, parallel=True)
-def _radial_total_parallel(xT, sT, kind, bw, beta, n_chunks):
+def _radial_total_body(xT, sT, kind, bw, beta, n_chunks):
     n = xT.shape[1]
     rows = np.empty(n)
     for c in prange(n_chunks):
@@ -433,14 +418,8 @@ def _radial_total_parallel(xT, sT, kind, bw, beta, n_chunks):
     return _ordered_sum(rows)
 
 
-@njit(cache=True)
-def _radial_total_serial(xT, sT, kind, bw, beta):
-    n = xT.shape[1]
-    rows = np.empty(n)
-    buf = _scratch(n, xT)
-    for i in range(n):
-        rows[i] = _radial_row_value(i, xT, sT, kind, bw, beta, buf)
-    return _ordered_sum(rows)
+radial_total_parallel = twin(_radial_total_body, "radial_total_parallel", parallel=True)
+radial_total_serial = twin(_radial_total_body, "radial_total_serial", parallel=False)
 
 
 # --------------------------------------------------------------------------- base kernel
@@ -463,6 +442,7 @@ def _gaussian_cross_row(i, xT, yT, wT, bw, gx, gw, buf):
     and returns :math:`\sum_j k_{ij}`. ``wT`` has shape ``(d_w, m)``; with
     ``d_w = 0`` the weighted sum is skipped (and ``gw`` not touched).
     """
+    _not_inlined()
     _wide_vectors()
     d, m_total = yT.shape
     dw = wT.shape[0]
@@ -510,6 +490,7 @@ def _gaussian_cross_row_2d(i, xT, yT, wT, c, gx, gw):
 
     ``wT`` has 0 rows (MMD) or 2 (SVGD: the scores); the loop is chosen outside.
     """
+    _not_inlined()
     _wide_vectors()
     m = yT.shape[1]
     y0 = yT[0]
@@ -548,13 +529,12 @@ def _gaussian_cross_row_2d(i, xT, yT, wT, c, gx, gw):
     return total
 
 
-@njit(cache=True, parallel=True)
-def _gaussian_cross_parallel(xT, yT, wT, bw, gx, gw, n_chunks):
+def _gaussian_cross_body(xT, yT, wT, bw, gx, gw, n_chunks):
     d, n = xT.shape
     rows = np.empty(n)
     fast = d == 2 and (wT.shape[0] == 0 or wT.shape[0] == 2)
     for c in prange(n_chunks):
-        buf = _scratch(yT.shape[1], yT)
+        buf = _scratch(0 if fast else yT.shape[1], yT)
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
             if fast:
                 rows[i] = _gaussian_cross_row_2d(i, xT, yT, wT, -0.5 / bw, gx, gw)
@@ -563,17 +543,5 @@ def _gaussian_cross_parallel(xT, yT, wT, bw, gx, gw, n_chunks):
     return _ordered_sum(rows)
 
 
-@njit(cache=True)
-def _gaussian_cross_serial(xT, yT, wT, bw, gx, gw):
-    d, n = xT.shape
-    rows = np.empty(n)
-    if d == 2 and (wT.shape[0] == 0 or wT.shape[0] == 2):
-        for i in range(n):
-            rows[i] = _gaussian_cross_row_2d(i, xT, yT, wT, -0.5 / bw, gx, gw)
-        return _ordered_sum(rows)
-    buf = _scratch(yT.shape[1], yT)
-    for i in range(n):
-        rows[i] = _gaussian_cross_row(i, xT, yT, wT, bw, gx, gw, buf)
-    return _ordered_sum(rows)
-
-
+gaussian_cross_parallel = twin(_gaussian_cross_body, "gaussian_cross_parallel", parallel=True)
+gaussian_cross_serial = twin(_gaussian_cross_body, "gaussian_cross_serial", parallel=False)

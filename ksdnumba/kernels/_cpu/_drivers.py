@@ -9,15 +9,15 @@ import numpy as np
 from numba import get_num_threads
 
 from ._direct import (
-    _gaussian_cross_parallel,
-    _gaussian_cross_serial,
-    _radial_sums_parallel,
-    _radial_sums_serial,
-    _radial_total_parallel,
-    _radial_total_serial,
+    gaussian_cross_parallel,
+    gaussian_cross_serial,
+    radial_sums_parallel,
+    radial_sums_serial,
+    radial_total_parallel,
+    radial_total_serial,
 )
 from ._tiled import tiled_gaussian_cross, tiled_radial_sums
-from ._vecmath import GAUSSIAN, IMQ
+from .._kinds import GAUSSIAN, IMQ
 
 # Below this many particles the serial twin is faster than waking the threads
 # (measured on a 2-core machine: equal at n = 64, serial 40% faster at n = 16).
@@ -110,9 +110,9 @@ def _radial_sums(kind, x, s, bw, beta, parallel, path=None):
     gx = np.empty(x.shape)
     gs = np.empty(x.shape)
     if _use_parallel(n, parallel):
-        total = _radial_sums_parallel(xT, sT, kind, bw, beta, gx, gs, _n_chunks(n))
+        total = radial_sums_parallel(xT, sT, kind, bw, beta, gx, gs, _n_chunks(n))
     else:
-        total = _radial_sums_serial(xT, sT, kind, bw, beta, gx, gs)
+        total = radial_sums_serial(xT, sT, kind, bw, beta, gx, gs, 1)
     return total, gx, gs
 
 
@@ -123,8 +123,8 @@ def _radial_total(kind, x, s, bw, beta, parallel, path=None):
                                  _tile_dtype(x))
     xT, sT = _transposed(x, s, _row_dtype(x, kind, beta))
     if _use_parallel(n, parallel):
-        return _radial_total_parallel(xT, sT, kind, bw, beta, _n_chunks(n))
-    return _radial_total_serial(xT, sT, kind, bw, beta)
+        return radial_total_parallel(xT, sT, kind, bw, beta, _n_chunks(n))
+    return radial_total_serial(xT, sT, kind, bw, beta, 1)
 
 
 def gaussian_stein_sums(x, s, bw, parallel=None, path=None):
@@ -186,43 +186,6 @@ def imq_stein_diagonal(x, s, bw, beta):
     return np.einsum("ij,ij->i", s, s) + 2.0 * x.shape[1] * beta / bw
 
 
-def linear_stein_sums(x, s):
-    r"""Linear Stein kernel summed over all pairs, with its partial gradients.
-
-    Base kernel :math:`k(x, y) = x \cdot y`, whose Stein kernel is
-    :math:`k_p(x, y) = (x \cdot y)(s(x) \cdot s(y)) + s(x) \cdot x + s(y) \cdot y + d`.
-    With :math:`M = \sum_i x_i s_i^\top` every sum is linear in ``n``:
-
-    .. math::
-
-        \sum_{i,j} k_p = \|M\|_F^2 + 2 n \sum_i s_i \cdot x_i + n^2 d, \quad
-        g^x_i = M s_i + n s_i, \quad g^s_i = M^\top x_i + n x_i.
-
-    Returns ``total, gx, gs`` as :func:`gaussian_stein_sums`. O(n d^2) time.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    s = np.asarray(s, dtype=np.float64)
-    n, d = x.shape
-    M = x.T @ s
-    total = np.sum(M * M) + 2.0 * n * np.einsum("ij,ij->", s, x) + n * n * d
-    return total, s @ M.T + n * s, x @ M + n * x
-
-
-def linear_stein_total(x, s):
-    """Linear Stein kernel summed over all pairs (see :func:`linear_stein_sums`)."""
-    x = np.asarray(x, dtype=np.float64)
-    s = np.asarray(s, dtype=np.float64)
-    n, d = x.shape
-    M = x.T @ s
-    return np.sum(M * M) + 2.0 * n * np.einsum("ij,ij->", s, x) + n * n * d
-
-
-def linear_stein_diagonal(x, s):
-    """``k_p(x_i, x_i) = |x_i|^2 |s_i|^2 + 2 s_i . x_i + d`` for each particle."""
-    return (np.einsum("ij,ij->i", x, x) * np.einsum("ij,ij->i", s, s)
-            + 2.0 * np.einsum("ij,ij->i", s, x) + x.shape[1])
-
-
 # The tiled path for the base kernel's sums (SVGD, MMD) from this dimension on,
 # for at least this many points. Measured as for the Stein sums (serial, side by
 # side, on a loaded machine): at n = 3000 tiled against direct 0.85-1.1 at
@@ -252,9 +215,9 @@ def _gaussian_cross(x, y, w, bw, parallel, path=None):
     gw = np.empty((n, wT.shape[0]))
     # The number of pairs decides whether waking the threads pays (n != m for MMD).
     if (n * y.shape[0] > SERIAL_MAX_N**2) if parallel is None else parallel:
-        total = _gaussian_cross_parallel(xT, yT, wT, float(bw), gx, gw, _n_chunks(n))
+        total = gaussian_cross_parallel(xT, yT, wT, float(bw), gx, gw, _n_chunks(n))
     else:
-        total = _gaussian_cross_serial(xT, yT, wT, float(bw), gx, gw)
+        total = gaussian_cross_serial(xT, yT, wT, float(bw), gx, gw, 1)
     return total, gx, gw
 
 

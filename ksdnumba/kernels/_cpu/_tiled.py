@@ -68,13 +68,13 @@ float64. The general IMQ profile (beta other than 1/2) computes its pass in
 float64 from the float32 Gram tile.
 """
 
-import types
-
 import numpy as np
 from numba import njit, prange
 
 from ._direct import _imq_block
-from ._vecmath import _KERNEL, GAUSSIAN, _not_inlined, _ordered_sum, _wide_vectors, fexp, like
+from .._kinds import GAUSSIAN
+from ._twins import twin
+from ._vecmath import _KERNEL, _not_inlined, _ordered_sum, _wide_vectors, fexp, like
 
 # Rows per tile. 128 x 128 tiles keep the scratch of one thread (the Gram tile,
 # three coefficient tiles) near 1 MB, within a core's L2; 256 was measured 1.7
@@ -394,24 +394,6 @@ def _tile_pair(I0, bi, J0, bj, grad, Xd, Sd, Zd, alpha2, W, nx, a, kind, inv_h, 
     return total
 
 
-def _twin(body, name, parallel):
-    """``body`` compiled as the threaded driver or its serial twin, cached apart.
-
-    Numba's disk cache files a function under its qualified name and line and
-    keys the entries by signature, not by the ``parallel`` flag: two dispatchers
-    of one Python function share one entry, and the threaded driver was found
-    running the serial code it had loaded (one core busy, as fast as the serial
-    twin). A copy of the function under another name has a cache entry of its
-    own.
-    """
-    twin = types.FunctionType(body.__code__, body.__globals__, name, body.__defaults__,
-                              body.__closure__)
-    twin.__qualname__ = name
-    twin.__module__ = body.__module__
-    twin.__doc__ = body.__doc__
-    return njit(cache=True, parallel=parallel)(twin)
-
-
 @njit(cache=True)
 def _round_pair(r, k, m):
     """Pair ``k`` of round ``r`` of the circle method for ``m`` (even) players."""
@@ -477,8 +459,8 @@ def _tiled_body(Xd, Sd, Zd, alpha2, W, nx, a, kind, bw, beta, grad, acc1, acc2, 
     return _ordered_sum(totals.ravel())
 
 
-_tiled_parallel = _twin(_tiled_body, "_tiled_parallel", parallel=True)
-_tiled_serial = _twin(_tiled_body, "_tiled_serial", parallel=False)
+_tiled_parallel = twin(_tiled_body, "_tiled_parallel", parallel=True)
+_tiled_serial = twin(_tiled_body, "_tiled_serial", parallel=False)
 
 
 @njit(cache=True)
@@ -675,8 +657,8 @@ def _cross_body(Xd, Yd, YW, nx, ny, same, bw, rows, acc, sums, G, K, tmp):
             rows[b] = total
 
 
-_cross_parallel = _twin(_cross_body, "_cross_parallel", parallel=True)
-_cross_serial = _twin(_cross_body, "_cross_serial", parallel=False)
+_cross_parallel = twin(_cross_body, "_cross_parallel", parallel=True)
+_cross_serial = twin(_cross_body, "_cross_serial", parallel=False)
 
 
 @njit(cache=True)

@@ -13,9 +13,6 @@ _FASTMATH_EXACT = {"contract", "nsz", "arcp"}
 _KERNEL = {"cache": True, "fastmath": _FASTMATH, "error_model": "numpy"}
 _KERNEL_EXACT = {"cache": True, "fastmath": _FASTMATH_EXACT, "error_model": "numpy"}
 
-GAUSSIAN = 0
-IMQ = 1
-
 _LOG2E = 1.4426950408889634
 _LN2 = 0.6931471805599453
 _LN2_HI = 6.93147180369123816490e-01  # ln 2 split in two (Cody and Waite) so that
