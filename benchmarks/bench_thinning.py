@@ -130,19 +130,19 @@ def bench_thinning(sizes, their_budget, tmp):
     return rows
 
 
-def bench_test(n=10_000, n_bootstrap=1000):
+def bench_test(n=10_000, n_resamples=1000):
     import ksdnumba as kn
 
     rows = []
-    print(f"\nKSD test, n = {n}, B = {n_bootstrap}")
+    print(f"\nKSD test, n = {n}, B = {n_resamples}")
     for d in (2, 10):
         target = kn.Gaussian(np.zeros(d), 1.0)
-        x = target.sample(n, random_state=0)
-        kn.ksd_test(x[:600], target, n_bootstrap=10)  # compile or load
+        x = target.sample(n, rng=0)
+        kn.ksd_test(x[:600], target, n_resamples=10)  # compile or load
         for bootstrap in ("wild", "multinomial"):
             start = time.perf_counter()
-            res = kn.ksd_test(x, target, n_bootstrap=n_bootstrap, bootstrap=bootstrap,
-                              random_state=0)
+            res = kn.ksd_test(x, target, n_resamples=n_resamples, bootstrap=bootstrap,
+                              rng=0)
             seconds = time.perf_counter() - start
             rows.append({"d": d, "bootstrap": bootstrap, "seconds": seconds,
                          "pvalue": res.pvalue})
@@ -151,18 +151,18 @@ def bench_test(n=10_000, n_bootstrap=1000):
     return rows
 
 
-def bench_calibration(reps, n=200, n_bootstrap=200):
+def bench_calibration(reps, n=200, n_resamples=200):
     from scipy import stats
 
     import ksdnumba as kn
 
     target = kn.Gaussian(np.zeros(2), 1.0)
     out = {}
-    print(f"\nCalibration: exact samples of N(0, I_2), n = {n}, B = {n_bootstrap}, {reps} runs")
+    print(f"\nCalibration: exact samples of N(0, I_2), n = {n}, B = {n_resamples}, {reps} runs")
     for bootstrap in ("wild", "multinomial"):
-        p = np.array([kn.ksd_test(target.sample(n, random_state=r), target,
-                                  n_bootstrap=n_bootstrap, bootstrap=bootstrap,
-                                  random_state=10**6 + r).pvalue for r in range(reps)])
+        p = np.array([kn.ksd_test(target.sample(n, rng=r), target,
+                                  n_resamples=n_resamples, bootstrap=bootstrap,
+                                  rng=10**6 + r).pvalue for r in range(reps)])
         out[bootstrap] = {}
         for alpha in (0.01, 0.05, 0.1):
             rate = float(np.mean(p <= alpha))
@@ -188,8 +188,8 @@ def bench_power(reps, ns):
             rates = []
             for n in ns:
                 rej = sum(kn.ksd_test(draw(np.random.default_rng(r), n), target,
-                                      n_bootstrap=200, bootstrap=bootstrap,
-                                      random_state=r).reject for r in range(reps))
+                                      n_resamples=200, bootstrap=bootstrap,
+                                      rng=r).reject for r in range(reps))
                 rates.append(rej / reps)
             out[f"{name}, {bootstrap}"] = dict(zip(map(int, ns), rates, strict=True))
             text = "  ".join(f"n={n}: {r:.2f}" for n, r in zip(ns, rates, strict=True))
@@ -223,7 +223,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         results = {"machine": _machine(), "thinning": bench_thinning(sizes, args.their_budget, tmp)}
     results["ksd_test"] = bench_test(n=2000 if args.quick else 10_000,
-                                     n_bootstrap=200 if args.quick else 1000)
+                                     n_resamples=200 if args.quick else 1000)
     results["calibration"] = bench_calibration(reps)
     results["power"] = bench_power(power_reps, ns)
     if args.json:

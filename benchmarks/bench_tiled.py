@@ -165,6 +165,8 @@ def _flops_per_pair(path, kernel, d, dtype=np.float64):
 
 def dtypes(sizes, dims, kernels, rounds, bound):
     from ksdnumba.kernels import _cpu
+    from ksdnumba.kernels._cpu import _drivers
+    from ksdnumba.kernels._kinds import KINDS
 
     print(f"{'kernel':>8} {'n':>6} {'d':>4} {'path':>7} {'f64 ms':>9} {'f32 ms':>9} "
           f"{'f32 speed-up':>12} {'f64 % bound':>11} {'f32 % bound':>11}")
@@ -178,9 +180,9 @@ def dtypes(sizes, dims, kernels, rounds, bound):
                 for c in calls:
                     c()
                 t64, t32 = _best(calls, rounds)
-                path = _cpu._choose_path(n, d, True, None)
+                path = _drivers._choose_path(n, d, True, None)
                 flops = _flops_per_pair(path, kernel, d) * float(n) ** 2
-                kind = _cpu.GAUSSIAN if kernel == "gaussian" else _cpu.IMQ
+                kind = KINDS[kernel]
                 in32 = _cpu.computes_in_float32(kind, n, d, 0.5)
                 flops32 = _flops_per_pair(path, kernel, d, np.float32 if in32 else np.float64)
                 bound32 = 2 * bound if in32 else bound
@@ -191,15 +193,15 @@ def dtypes(sizes, dims, kernels, rounds, bound):
 
 
 def symmetry(sizes, dims, kernels, rounds):
-    from ksdnumba.kernels import _cpu
     from ksdnumba.kernels._cpu import _tiled
+    from ksdnumba.kernels._kinds import KINDS
 
     print("tiled path, float64, thread pool: each unordered pair of tiles once "
           "against every ordered pair")
     print(f"{'kernel':>8} {'n':>6} {'d':>4} {'ordered ms':>11} {'symmetric ms':>13} "
           f"{'speed-up':>9}")
     for kernel in kernels:
-        kind = _cpu.GAUSSIAN if kernel == "gaussian" else _cpu.IMQ
+        kind = KINDS[kernel]
         for d in dims:
             for n in sizes:
                 x, s = _problem(n, d)

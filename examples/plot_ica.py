@@ -41,7 +41,7 @@ from ksdnumba.datasets import laplace_mixtures
 # --------------------------------------
 
 p, n_obs, n_particles, bw = 2, 1000, 10, 0.1
-datasets = [laplace_mixtures(n_obs, p, random_state=seed) for seed in range(5)]
+datasets = [laplace_mixtures(n_obs, p, rng=seed) for seed in range(5)]
 rng = np.random.default_rng(0)
 weights = {"averaged likelihood (the paper's)": 1.0,
            f"full likelihood (weight {n_obs})": float(n_obs)}

@@ -35,7 +35,7 @@ from ksdnumba.plotting import plot_convergence
 # ---------------------
 # The particles start with w ~ N(0, I) and log alpha = 0.
 
-X_train, X_test, y_train, y_test = breast_cancer(test_fraction=0.25, random_state=0)
+X_train, X_test, y_train, y_test = breast_cancer(test_fraction=0.25, rng=0)
 target = kn.BayesianLogisticRegression(X_train, y_train, a0=1.0, b0=0.01)
 majority = max(y_test.mean(), 1.0 - y_test.mean())
 print(f"{X_train.shape[0]} training rows, {X_test.shape[0]} test rows, "

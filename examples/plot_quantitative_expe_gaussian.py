@@ -37,7 +37,7 @@ n_particles, bw, n_runs, max_iter = 30, 0.1, 5, 1000
 rng = np.random.default_rng(0)
 starts = [0.1 * rng.standard_normal((n_particles, 1)) + rng.standard_normal()
           for _ in range(n_runs)]
-reference = target.sample(10_000, random_state=1)
+reference = target.sample(10_000, rng=1)
 edges = np.quantile(reference, np.linspace(0.0, 1.0, 6))
 
 # %%
@@ -86,7 +86,7 @@ for x0 in starts:
 # 30 independent exact samples are a yardstick: the mean of each measure over
 # 200 such draws.
 
-draws = [target.sample(n_particles, random_state=seed) for seed in range(200)]
+draws = [target.sample(n_particles, rng=seed) for seed in range(200)]
 iid_ksd = np.mean([kn.ksd(x, target, bw=bw) for x in draws])
 iid_kl = np.mean([kn.histogram_kl(x, reference, bins=edges) for x in draws])
 print(f"30 exact samples: KSD^2 = {iid_ksd:.2e}, KL = {iid_kl:.3f} (means of 200 draws)")

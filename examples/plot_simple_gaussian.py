@@ -32,7 +32,7 @@ target = kn.Gaussian(np.zeros(2), 0.3)
 n_particles, bw = 50, 0.1
 rng = np.random.default_rng(0)
 x0 = 1.5 + rng.standard_normal((n_particles, 2)) / 3
-target_samples = target.sample(3 * n_particles, random_state=1)
+target_samples = target.sample(3 * n_particles, rng=1)
 
 # %%
 # The four runs

@@ -83,7 +83,7 @@ assert np.allclose(running["Stein thinning"], plain.ksd)  # the same kernel
 
 # A point is in a low-density region when its log density is below the 5 %
 # quantile of the target's own (5 % of exact samples are).
-threshold = np.quantile(target.logpdf(target.sample(20_000, random_state=1)), 0.05)
+threshold = np.quantile(target.logpdf(target.sample(20_000, rng=1)), 0.05)
 for name, idx in picks.items():
     low = np.mean(target.logpdf(sample[idx]) < threshold)
     print(f"{name}: KSD of the {m} points {running[name][-1]:.4f}, "
@@ -99,7 +99,7 @@ for name, idx in picks.items():
 tests = {"burn-in": chain[:burn_in:5], "after burn-in": sample[::25]}
 pvalues = {}
 for name, points in tests.items():
-    result = kn.ksd_test(points, target, random_state=0)
+    result = kn.ksd_test(points, target, rng=0)
     pvalues[name] = result.pvalue
     print(f"KSD test, {name} ({len(points)} states): statistic {result.statistic:.3f}, "
           f"p-value {result.pvalue:.3f}, reject: {result.reject}")

@@ -13,7 +13,6 @@ from .descent import ksdd_gradient, ksdd_lbfgs
 from .gof import KSDTestResult, ksd_test
 from .metrics import amari_distance, histogram_kl, ksd, median_bandwidth, mode_occupancy
 from .objective import ksd_and_grad
-from .stein_matrix import SteinMatrix
 from .targets import (
     BayesianICA,
     BayesianLogisticRegression,
@@ -24,6 +23,16 @@ from .targets import (
 from .thinning import ThinningResult, stein_thinning
 
 __version__ = "0.1.0.dev0"
+
+
+def __getattr__(name):
+    # SteinMatrix subclasses SciPy's LinearOperator, whose import (scipy.sparse)
+    # would double the package's import time: it loads on first use.
+    if name == "SteinMatrix":
+        from .stein_matrix import SteinMatrix
+
+        return SteinMatrix
+    raise AttributeError(f"module 'ksdnumba' has no attribute {name!r}")
 
 __all__ = [
     "BayesianICA",

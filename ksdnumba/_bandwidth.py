@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from ._validation import check_bw, check_particles, check_positive_int, check_random_state
+from ._validation import check_bw, check_particles, check_positive_int, check_rng
 
 
-def median_bandwidth(x, max_points=2000, random_state=0):
+def median_bandwidth(x, *, max_points=2000, rng=0):
     r"""Bandwidth from the median heuristic, as a squared length scale.
 
     .. math::
@@ -28,7 +28,7 @@ def median_bandwidth(x, max_points=2000, random_state=0):
     max_points : int
         Above this many points the median is taken over the pairs of a random
         subset of ``max_points`` of them (the exact median costs O(n^2) memory).
-    random_state : None, int or numpy.random.Generator
+    rng : None, int, numpy.random.Generator, ...
         Chooses that subset; the default makes the result reproducible.
 
     Returns
@@ -65,7 +65,7 @@ def median_bandwidth(x, max_points=2000, random_state=0):
     if n < 2:
         raise ValueError("the median heuristic needs at least 2 points, got 1")
     if n > max_points:
-        rng = check_random_state(random_state)
+        rng = check_rng(rng)
         x = x[rng.choice(n, size=max_points, replace=False)]
     bw = float(np.median(pdist(x, "sqeuclidean")))
     if not bw > 0:

@@ -21,7 +21,6 @@ import numbers
 import numpy as np
 
 from ._validation import check_option, check_spd
-from .stein_matrix import SteinMatrix
 
 PRECONDITIONERS = ("id", "med", "sclmed", "smpcov")
 SAMPLE_KERNELS = ("imq", "gaussian")
@@ -170,6 +169,8 @@ def stein_matrix_from_sample(sample, scores, *, kernel="imq", preconditioner="sc
     L : ndarray of shape (d, d)
         The metric, acting on differences of standardised points.
     """
+    from .stein_matrix import SteinMatrix  # here: it imports scipy.sparse
+
     kernel = check_option(kernel, "kernel", SAMPLE_KERNELS)
     x, s, scale = standardized(sample, scores, standardize)
     L, weights, Q = metric_from_name(preconditioner, x)

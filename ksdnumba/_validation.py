@@ -173,20 +173,6 @@ def check_option(value, name, valid):
     return value
 
 
-def check_random_state(random_state):
-    """Turn None, an int or a Generator into a ``np.random.Generator``."""
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if random_state is None or (
-        isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
-    ):
-        return np.random.default_rng(random_state)
-    raise TypeError(
-        "random_state must be None, an int or a numpy.random.Generator, "
-        f"got {type(random_state).__name__}"
-    )
-
-
 def check_rng(rng, name="rng"):
     """Turn anything :func:`numpy.random.default_rng` accepts into a Generator (SPEC 7).
 

@@ -25,7 +25,7 @@ from importlib import resources
 
 import numpy as np
 
-from ._validation import check_fraction, check_positive_int, check_random_state
+from ._validation import check_fraction, check_positive_int, check_rng
 from .targets import GaussianMixture
 
 __all__ = [
@@ -132,7 +132,7 @@ def three_modes(variance: float = 0.1) -> GaussianMixture:
     )
 
 
-def breast_cancer(test_fraction: float = 0.25, random_state=None):
+def breast_cancer(*, test_fraction: float = 0.25, rng=None):
     r"""The Breast Cancer Wisconsin (Diagnostic) data, split and standardised.
 
     569 breast masses, 30 features of their cell nuclei, label 1 for benign
@@ -149,7 +149,7 @@ def breast_cancer(test_fraction: float = 0.25, random_state=None):
     test_fraction : float
         Fraction of the rows held out for testing, in (0, 1); the test set has
         ``round(569 * test_fraction)`` rows.
-    random_state : None, int or numpy.random.Generator
+    rng : None, int, numpy.random.Generator, ...
         Seed of the shuffle.
 
     Returns
@@ -173,14 +173,14 @@ def breast_cancer(test_fraction: float = 0.25, random_state=None):
     Examples
     --------
     >>> from ksdnumba.datasets import breast_cancer
-    >>> X_train, X_test, y_train, y_test = breast_cancer(random_state=0)
+    >>> X_train, X_test, y_train, y_test = breast_cancer(rng=0)
     >>> X_train.shape, X_test.shape
     ((427, 31), (142, 31))
     >>> bool(abs(X_train[:, 1:].mean()) < 1e-12), float(X_train[0, 0])
     (True, 1.0)
     """
     test_fraction = check_fraction(test_fraction, "test_fraction")
-    rng = check_random_state(random_state)
+    rng = check_rng(rng)
     with resources.files(__package__).joinpath("data", "breast_cancer.csv").open() as f:
         table = np.loadtxt(f, delimiter=",", skiprows=1)
     X, y = table[:, :-1], table[:, -1].astype(np.int64)
@@ -200,7 +200,7 @@ def breast_cancer(test_fraction: float = 0.25, random_state=None):
     return design(train), design(test), y[train], y[test]
 
 
-def laplace_mixtures(n_samples: int = 1000, n_sources: int = 2, random_state=None):
+def laplace_mixtures(n_samples: int = 1000, n_sources: int = 2, *, rng=None):
     r"""Linear mixtures of independent Laplace sources: data for ICA.
 
     As in the ICA experiment of Korba et al. (2021): sources :math:`s_t` with
@@ -216,7 +216,7 @@ def laplace_mixtures(n_samples: int = 1000, n_sources: int = 2, random_state=Non
         Number of observations :math:`N`, >= 1.
     n_sources : int
         Number of sources and of observed channels :math:`p`, >= 1.
-    random_state : None, int or numpy.random.Generator
+    rng : None, int, numpy.random.Generator, ...
         Seed of the sources and of the mixing matrix.
 
     Returns
@@ -238,7 +238,7 @@ def laplace_mixtures(n_samples: int = 1000, n_sources: int = 2, random_state=Non
     >>> import numpy as np
     >>> from ksdnumba import amari_distance
     >>> from ksdnumba.datasets import laplace_mixtures
-    >>> X, A = laplace_mixtures(500, 3, random_state=0)
+    >>> X, A = laplace_mixtures(500, 3, rng=0)
     >>> X.shape, A.shape
     ((500, 3), (3, 3))
     >>> print(round(amari_distance(np.linalg.inv(A), A), 12))
@@ -246,7 +246,7 @@ def laplace_mixtures(n_samples: int = 1000, n_sources: int = 2, random_state=Non
     """
     n_samples = check_positive_int(n_samples, "n_samples", minimum=1)
     n_sources = check_positive_int(n_sources, "n_sources", minimum=1)
-    rng = check_random_state(random_state)
+    rng = check_rng(rng)
     A = rng.standard_normal((n_sources, n_sources))
     S = rng.laplace(size=(n_samples, n_sources))
     return S @ A.T, A

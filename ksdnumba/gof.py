@@ -8,7 +8,12 @@ are accumulated together over tiles of :math:`H`
 (:meth:`ksdnumba.SteinMatrix.quadratic_forms`), never forming it.
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._result import Result
 from ._validation import (
@@ -17,9 +22,8 @@ from ._validation import (
     check_option,
     check_particles,
     check_positive_int,
-    check_random_state,
+    check_rng,
 )
-from .stein_matrix import SteinMatrix
 
 __all__ = ["KSDTestResult", "ksd_test"]
 
@@ -40,13 +44,14 @@ class KSDTestResult(Result):
         U-statistic for the multinomial one.
     pvalue : float
         :math:`(1 + \\#\\{b : T_b \\ge T\\}) / (1 + B)`.
-    reject : bool
-        ``pvalue <= alpha``: the sample is judged not to come from the target.
-    bootstrap_statistics : ndarray of shape (n_bootstrap,)
+    null_distribution : ndarray of shape (n_resamples,)
         The bootstrap draws :math:`T_b`, on the scale of ``statistic``.
+    reject : bool
+        ``pvalue <= alpha``, a convenience: the sample is judged not to come
+        from the target at level ``alpha``.
     ksd2 : float
         The squared KSD itself, ``statistic / n``.
-    kernel, bw, beta, n_bootstrap, alpha, bootstrap, backend
+    kernel, bw, beta, n_resamples, alpha, bootstrap, backend
         The settings of the test (``bw`` resolved when ``"median"`` was asked).
     """
 
@@ -59,8 +64,19 @@ def _weights(bootstrap, n, count, rng):
     return ((counts - 1.0) / n).T
 
 
-def ksd_test(x, target, *, kernel="imq", bw=1.0, beta=0.5, n_bootstrap=1000, alpha=0.05,
-             bootstrap="wild", random_state=None, backend="auto"):
+def ksd_test(
+    x: ArrayLike,
+    target: Any,
+    *,
+    kernel: str = "imq",
+    bw: float | str = 1.0,
+    beta: float = 0.5,
+    n_resamples: int = 1000,
+    alpha: float = 0.05,
+    bootstrap: str = "wild",
+    rng: Any = None,
+    backend: str = "auto",
+) -> KSDTestResult:
     r"""Kernel Stein discrepancy goodness-of-fit test of a sample against a target.
 
     Tests the null hypothesis that the rows of ``x`` are independent draws from
@@ -99,32 +115,33 @@ def ksd_test(x, target, *, kernel="imq", bw=1.0, beta=0.5, n_bootstrap=1000, alp
         Bandwidth, > 0, or ``"median"`` for :func:`median_bandwidth` of ``x``.
     beta : float
         Exponent of the IMQ kernel, in (0, 1).
-    n_bootstrap : int
+    n_resamples : int
         Number of bootstrap draws ``B``, >= 1.
     alpha : float
         Level of the test, in (0, 1).
     bootstrap : {"wild", "multinomial"}
         Which bootstrap (see above).
-    random_state : None, int or numpy.random.Generator
-        Source of the bootstrap's weights.
+    rng : None, int, numpy.random.Generator, ...
+        Source of the bootstrap's weights: anything
+        :func:`numpy.random.default_rng` accepts.
     backend : {"auto", "cpu", "cuda"}
         Where the bootstrap's products run: ``"cpu"`` (numba and BLAS, threaded),
-        ``"cuda"`` (an NVIDIA GPU through numba.cuda, the Stein matrix's tiles
-        computed in shared memory; needs numba-cuda and raises RuntimeError
-        without a usable GPU) or ``"auto"``, which is the CPU (the GPU kernel is
-        checked in numba's CUDA simulator but not yet timed on a GPU).
+        ``"cuda"`` (an NVIDIA GPU through numba.cuda; needs numba-cuda and raises
+        RuntimeError without a usable GPU) or ``"auto"``, the package's one rule
+        (:class:`SteinMatrix`).
 
     Returns
     -------
     KSDTestResult
-        ``statistic``, ``pvalue``, ``reject``, ``bootstrap_statistics``,
-        ``ksd2`` and the settings.
+        ``statistic``, ``pvalue``, ``null_distribution``, ``reject``, ``ksd2``
+        and the settings, with SciPy's names for resampling tests
+        (:func:`scipy.stats.monte_carlo_test`).
 
     Raises
     ------
     ValueError
         If ``x`` is not a finite ``(n, d)`` array with n >= 2, an option is not
-        one of its names, ``alpha`` is not in (0, 1), ``n_bootstrap < 1``, or
+        one of its names, ``alpha`` is not in (0, 1), ``n_resamples < 1``, or
         the target's score is not finite.
     TypeError
         If ``target`` has no score, or an argument has the wrong type.
@@ -161,10 +178,10 @@ def ksd_test(x, target, *, kernel="imq", bw=1.0, beta=0.5, n_bootstrap=1000, alp
     >>> import ksdnumba as kn
     >>> target = kn.Gaussian(np.zeros(1), 1.0)
     >>> rng = np.random.default_rng(0)
-    >>> good = kn.ksd_test(target.sample(300, random_state=rng), target, random_state=0)
+    >>> good = kn.ksd_test(rng.normal(size=(300, 1)), target, rng=0)
     >>> bool(good.reject)
     False
-    >>> bad = kn.ksd_test(rng.normal(0.5, 1.0, size=(300, 1)), target, random_state=0)
+    >>> bad = kn.ksd_test(rng.normal(0.5, 1.0, size=(300, 1)), target, rng=0)
     >>> bool(bad.reject), bad.pvalue < 0.01
     (True, True)
     """
@@ -174,20 +191,22 @@ def ksd_test(x, target, *, kernel="imq", bw=1.0, beta=0.5, n_bootstrap=1000, alp
         raise ValueError("the KSD test needs at least 2 points, got 1")
     kernel = check_option(kernel, "kernel", TEST_KERNELS)
     beta = check_beta(beta)
-    n_bootstrap = check_positive_int(n_bootstrap, "n_bootstrap", minimum=1)
+    n_resamples = check_positive_int(n_resamples, "n_resamples", minimum=1)
     alpha = check_fraction(alpha, "alpha")
     bootstrap = check_option(bootstrap, "bootstrap", BOOTSTRAPS)
-    rng = check_random_state(random_state)
+    rng = check_rng(rng)
+    from .stein_matrix import SteinMatrix  # here: it imports scipy.sparse
+
     H = SteinMatrix(x, target, kernel=kernel, bw=None if kernel == "linear" else bw, beta=beta,
                     backend=backend)
     bw = 1.0 if kernel == "linear" else H.bw
     diag = H.diagonal()
-    batch = max(1, min(n_bootstrap + 1, _MAX_WEIGHTS // n))
+    batch = max(1, min(n_resamples + 1, _MAX_WEIGHTS // n))
     forms = []
     done = 0
     total = None
-    while done < n_bootstrap:
-        count = min(batch - (1 if total is None else 0), n_bootstrap - done)
+    while done < n_resamples:
+        count = min(batch - (1 if total is None else 0), n_resamples - done)
         W = _weights(bootstrap, n, count, rng)
         if total is None:  # an all-ones column gives the sum of H, for the statistic
             both = H.quadratic_forms(np.concatenate([np.ones((n, 1)), W], axis=1))
@@ -206,9 +225,9 @@ def ksd_test(x, target, *, kernel="imq", bw=1.0, beta=0.5, n_bootstrap=1000, alp
         statistic = (total - np.sum(diag)) / (n - 1)
         draws = n * forms
     ksd2 = statistic / n
-    pvalue = (1.0 + np.count_nonzero(draws >= statistic)) / (1.0 + n_bootstrap)
+    pvalue = (1.0 + np.count_nonzero(draws >= statistic)) / (1.0 + n_resamples)
     return KSDTestResult(
-        statistic=float(statistic), pvalue=float(pvalue), reject=bool(pvalue <= alpha),
-        bootstrap_statistics=draws, ksd2=float(ksd2), kernel=kernel, bw=bw, beta=beta,
-        n_bootstrap=n_bootstrap, alpha=alpha, bootstrap=bootstrap, backend=H.backend,
+        statistic=float(statistic), pvalue=float(pvalue), null_distribution=draws,
+        reject=bool(pvalue <= alpha), ksd2=float(ksd2), kernel=kernel, bw=bw, beta=beta,
+        n_resamples=n_resamples, alpha=alpha, bootstrap=bootstrap, backend=H.backend,
     )

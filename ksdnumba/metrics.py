@@ -4,7 +4,7 @@ import numbers
 
 import numpy as np
 
-from ._bandwidth import median_bandwidth
+from ._bandwidth import median_bandwidth, resolve_bw
 from ._validation import (
     check_option,
     check_particles,
@@ -12,8 +12,8 @@ from ._validation import (
     check_samples,
     check_square_matrices,
 )
+from .kernels._kinds import KINDS
 from .objective import _particles_dtype
-from .stein_matrix import SteinMatrix
 
 __all__ = ["amari_distance", "histogram_kl", "ksd", "median_bandwidth", "mode_occupancy"]
 
@@ -76,7 +76,7 @@ def ksd(x, target, kernel="gaussian", bw=1.0, beta=0.5, statistic="v", backend="
     >>> import ksdnumba as kn
     >>> target = kn.Gaussian(np.zeros(1), 1.0)
     >>> rng = np.random.default_rng(0)
-    >>> good = target.sample(500, random_state=rng)
+    >>> good = target.sample(500, rng=rng)
     >>> bad = good + 1.0
     >>> kn.ksd(good, target) < kn.ksd(bad, target)
     True
@@ -85,8 +85,11 @@ def ksd(x, target, kernel="gaussian", bw=1.0, beta=0.5, statistic="v", backend="
     x = check_particles(x, "x", _particles_dtype(x))
     if statistic == "u" and x.shape[0] < 2:
         raise ValueError("the U-statistic needs at least 2 particles, got 1")
-    if kernel == "linear":  # no bandwidth: not resolved, not checked
-        bw = None
+    from .stein_matrix import SteinMatrix  # here: it imports scipy.sparse
+
+    kernel = check_option(kernel, "kernel", tuple(KINDS))
+    # The linear kernel has no bandwidth: not resolved, not checked.
+    bw = None if kernel == "linear" else resolve_bw(bw, x)
     H = SteinMatrix(x, target, kernel=kernel, bw=bw, beta=beta, backend=backend)
     n = x.shape[0]
     total = H.sum()

@@ -42,8 +42,9 @@ def _scores_at(score, x):
     """``score`` as an ``(n, d)`` array at ``x``: an array as given, or a target's score."""
     from .targets import as_score_target  # targets import this module's siblings
 
-    if callable(score) or callable(getattr(score, "score", None)):
-        target = as_score_target(score)
+    arr = None if callable(score) or hasattr(score, "score") else np.asarray(score)
+    if arr is None or arr.dtype == object:
+        target = as_score_target(score)  # raises TypeError for anything else
         check_target_dims(target, x, "x")
         values = call_target(target.score, "score", x)
         return check_finite_field(values, x, "score")

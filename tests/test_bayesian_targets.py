@@ -87,7 +87,7 @@ def test_logistic_hvp_matches_finite_differences(n_features):
 
 
 def test_logistic_on_real_data_matches_finite_differences():
-    X, _, y, _ = breast_cancer(random_state=0)
+    X, _, y, _ = breast_cancer(rng=0)
     target = kn.BayesianLogisticRegression(X, y)
     rng = np.random.default_rng(2)
     theta = np.column_stack([0.3 * rng.normal(size=(3, target.n_features)),
@@ -179,7 +179,7 @@ def test_logistic_wrong_shapes():
 
 
 def test_breast_cancer_split():
-    X_train, X_test, y_train, y_test = breast_cancer(test_fraction=0.2, random_state=3)
+    X_train, X_test, y_train, y_test = breast_cancer(test_fraction=0.2, rng=3)
     assert X_train.shape == (455, 31) and X_test.shape == (114, 31)
     assert np.all(X_train[:, 0] == 1.0) and np.all(X_test[:, 0] == 1.0)
     assert_allclose(X_train[:, 1:].mean(axis=0), 0.0, atol=1e-12)
@@ -187,7 +187,7 @@ def test_breast_cancer_split():
     labels = np.concatenate([y_train, y_test])
     assert set(np.unique(labels)) == {0, 1}
     assert np.sum(labels == 1) == 357 and np.sum(labels == 0) == 212  # benign, malignant
-    again = breast_cancer(test_fraction=0.2, random_state=3)
+    again = breast_cancer(test_fraction=0.2, rng=3)
     assert all(np.array_equal(a, b) for a, b in zip(again, (X_train, X_test, y_train, y_test),
                                                    strict=True))
 
@@ -206,7 +206,7 @@ def test_logistic_regression_claim_beats_majority_class():
     # plot_logistic_regression.py, with 20 particles and 200 iterations: the
     # posterior predictive of KSD descent beats the majority class on the test
     # set by a wide margin (logistic regression reaches about 0.97 here).
-    X_train, X_test, y_train, y_test = breast_cancer(random_state=0)
+    X_train, X_test, y_train, y_test = breast_cancer(rng=0)
     target = kn.BayesianLogisticRegression(X_train, y_train)
     rng = np.random.default_rng(0)
     x0 = np.column_stack([rng.standard_normal((20, target.n_features)), np.zeros(20)])
@@ -219,7 +219,7 @@ def test_logistic_regression_claim_beats_majority_class():
 
 
 def ica_problem(n_samples=200, p=3, seed=0):
-    X, A = laplace_mixtures(n_samples, p, random_state=seed)
+    X, A = laplace_mixtures(n_samples, p, rng=seed)
     return X, A
 
 
@@ -361,13 +361,13 @@ def test_amari_distance_errors(W, A, match):
 
 
 def test_laplace_mixtures():
-    X, A = laplace_mixtures(400, 3, random_state=0)
+    X, A = laplace_mixtures(400, 3, rng=0)
     assert X.shape == (400, 3) and A.shape == (3, 3)
     sources = X @ np.linalg.inv(A).T
     # Standard Laplace sources: variance 2, excess kurtosis 3.
     assert_allclose(sources.var(axis=0), 2.0, rtol=0.3)
     assert np.all(stats.kurtosis(sources, axis=0) > 1.0)
-    again, _ = laplace_mixtures(400, 3, random_state=0)
+    again, _ = laplace_mixtures(400, 3, rng=0)
     assert np.array_equal(X, again)
     with pytest.raises(ValueError, match="n_sources must be >= 1"):
         laplace_mixtures(10, 0)
@@ -386,7 +386,7 @@ def test_ica_claim_particles_against_random_matrices():
     rng = np.random.default_rng(0)
     ksd, svgd, rand = [], [], []
     for seed in range(3):
-        X, A = laplace_mixtures(1000, 2, random_state=seed)
+        X, A = laplace_mixtures(1000, 2, rng=seed)
         target = kn.BayesianICA(X, sigma=1.0, likelihood_weight=1000.0)
         x0 = rng.standard_normal((10, 4))
         for found, x in [

@@ -55,7 +55,7 @@ def test_an_edited_callee_reaches_a_cached_caller(tmp_path, track):
 def test_the_fused_mixture_objective_tracks_its_kernels():
     stamp = objective._diagonal_mixture_objective._cache._cache_file._source_stamp
     # Each file of the CPU backend's package, and the mixtures' file.
-    assert len(stamp[1]) == len(_cpu._SOURCES) + 1
+    assert len(stamp[1]) == len(_cpu.SOURCES) + 1
 
 
 def test_an_uncached_function_is_left_alone():
@@ -74,11 +74,11 @@ def test_every_cached_kernel_of_the_cpu_backend_tracks_every_file_of_it():
 
     digests = None
     count = 0
-    for module in _cpu._SOURCES:
+    for module in _cpu.SOURCES:
         for obj in vars(module).values():
             if isinstance(obj, Dispatcher) and obj.py_func.__module__ == module.__name__:
                 stamp = obj._cache._cache_file._source_stamp
-                assert len(stamp[1]) == len(_cpu._SOURCES), obj.py_func.__qualname__
+                assert len(stamp[1]) == len(_cpu.SOURCES), obj.py_func.__qualname__
                 digests = digests or stamp[1]
                 assert stamp[1] == digests
                 count += 1

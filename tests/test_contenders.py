@@ -164,7 +164,7 @@ def test_svgd_verbose_prints_the_direction(capsys):
 
 def test_mmd_moves_particles_onto_the_samples():
     rng = np.random.default_rng(7)
-    y = MIXTURE.sample(300, random_state=rng)
+    y = MIXTURE.sample(300, rng=rng)
     x0 = 0.3 * rng.normal(size=(60, 2))
     res = kn.mmd_lbfgs(x0, y, bw=0.1)
     assert res.success, res.message

@@ -47,7 +47,7 @@ def test_mixture_variance_is_validated(factory):
 
 def test_mode_occupancy_counts_every_particle_once():
     t = three_modes(0.1)
-    x = t.sample(300, random_state=0)
+    x = t.sample(300, rng=0)
     counts, n_stranded = kn.mode_occupancy(x, t.means, radius=3 * np.sqrt(0.1))
     assert counts.sum() + n_stranded == 300
     # Exact samples: about a third per mode, and a 3-sigma ball in 2-D holds 98.9%.

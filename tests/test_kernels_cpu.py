@@ -6,6 +6,8 @@ from numba import njit
 
 from ksdnumba.kernels import _cpu
 from ksdnumba.kernels import _reference as ref
+from ksdnumba.kernels._cpu import _direct, _vecmath
+from ksdnumba.kernels._kinds import IMQ, KINDS
 
 RTOL = 1e-10
 
@@ -32,11 +34,12 @@ def _cpu_total(kernel, x, s, bw, beta, parallel=None):
 
 
 def _cpu_diagonal(kernel, x, s, bw, beta):
-    if kernel == "gaussian":
-        return _cpu.gaussian_stein_diagonal(x, s, bw)
-    if kernel == "imq":
-        return _cpu.imq_stein_diagonal(x, s, bw, beta)
-    return _cpu.linear_stein_diagonal(x, s)
+    if kernel == "linear":
+        return _cpu.linear_stein_diagonal(x, s)
+    d = x.shape[1]
+    layout = _cpu.stein_layout(KINDS[kernel], beta, x, s, np.full(d, 1.0 / bw), np.float64,
+                               d / bw)
+    return _cpu.stein_diagonal(layout)
 
 
 def _assert_rows_close(actual, expected, err_msg):
@@ -211,7 +214,7 @@ def test_imq_at_huge_distances_matches_reference():
 @pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "serial"])
 def test_float32_direct_rows_against_float64(kernel, beta, d, parallel):
     """float32 rows: the error of float32 rounding, no more; float64 results."""
-    n = 4 * _cpu._BLOCK + 37  # float32 from n = 1000; the last block short
+    n = 4 * _direct._BLOCK + 37  # float32 from n = 1000; the last block short
     x, s = _problem(n, d, seed=d)
     x32, s32 = x.astype(np.float32), s.astype(np.float32)
     bw = 0.5 * d + 0.3
@@ -260,20 +263,20 @@ def test_imq_general_beta_on_float32_rows():
     xT, sT = np.ascontiguousarray(x32.T), np.ascontiguousarray(s32.T)
     gx = np.empty(x.shape)
     gs = np.empty(x.shape)
-    total = _cpu._radial_sums_serial(xT, sT, _cpu.IMQ, 0.8, 0.3, gx, gs)
+    total = _direct.radial_sums_serial(xT, sT, IMQ, 0.8, 0.3, gx, gs, 1)
     exact = ref.stein_sums("imq", x32.astype(np.float64), s32.astype(np.float64), 0.8, 0.3)
     np.testing.assert_allclose(total, exact[0], rtol=2e-5)
     np.testing.assert_allclose(gx, exact[1], rtol=0, atol=2e-5 * np.abs(exact[1]).max())
     np.testing.assert_allclose(gs, exact[2], rtol=0, atol=2e-5 * np.abs(exact[2]).max())
 
 
-@njit(fastmath=_cpu._FASTMATH)  # the kernels' own flags: they must not spoil the results
+@njit(fastmath=_vecmath._FASTMATH)  # the kernels' own flags: they must not spoil the results
 def _special_functions(t, q):
     out_exp = np.empty_like(t)
     out_log = np.empty_like(q)
     for j in range(t.size):
-        out_exp[j] = _cpu._exp_scalar(t[j])
-    _cpu._log_atleast1(q, out_log, np.empty(q.size, dtype=np.int64), q.size)
+        out_exp[j] = _vecmath._exp_scalar(t[j])
+    _vecmath._log_atleast1(q, out_log, np.empty(q.size, dtype=np.int64), q.size)
     return out_exp, out_log
 
 
@@ -323,11 +326,11 @@ def test_float32_fit_through_float32_rows_lands_near_the_float64_fit():
     assert r32.fun < 0.01 * r32.history[0]
 
 
-@njit(fastmath=_cpu._FASTMATH)
+@njit(fastmath=_vecmath._FASTMATH)
 def _exp32(t):
     out = np.empty_like(t)
     for j in range(t.size):
-        out[j] = _cpu.fexp(t[j])
+        out[j] = _vecmath.fexp(t[j])
     return out
 
 
@@ -372,7 +375,7 @@ def test_pair_loops_ask_for_wide_vectors():
 
     @njit(fastmath=True)
     def scaled_sum(a):
-        _cpu._wide_vectors()
+        _vecmath._wide_vectors()
         total = 0.0
         for v in a:
             total += 3.0 * v
@@ -381,7 +384,7 @@ def test_pair_loops_ask_for_wide_vectors():
     a = np.arange(100.0)
     assert scaled_sum(a) == 3.0 * a.sum()
     signature = scaled_sum.signatures[0]
-    assert _cpu._PREFER_WIDE in scaled_sum.inspect_llvm(signature)
+    assert _vecmath._PREFER_WIDE in scaled_sum.inspect_llvm(signature)
     compiles_for_host = numba.config.CPU_NAME is None and numba.config.CPU_FEATURES is None
     if compiles_for_host and llvm.get_host_cpu_features().get("avx512f", False):
         assert "zmm" in scaled_sum.inspect_asm(signature)

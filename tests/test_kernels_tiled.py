@@ -12,6 +12,7 @@ import ksdnumba as kn
 from ksdnumba.kernels import _cpu
 from ksdnumba.kernels import _reference as ref
 from ksdnumba.kernels._cpu import _drivers, _tiled
+from ksdnumba.kernels._kinds import KINDS
 
 RTOL = 1e-10
 TILE = _tiled._TILE
@@ -146,7 +147,7 @@ def test_tiled_path_is_bit_identical_for_any_thread_count(kernel, beta):
 @pytest.mark.parametrize("n, d", [(1, 3), (TILE, 6), (3 * TILE + 5, 9)])
 def test_ordered_tile_schedule_matches_reference(n, d, kernel, beta):
     """The benchmark's schedule of every ordered pair of tiles: right, and deterministic."""
-    kind = _cpu.GAUSSIAN if kernel == "gaussian" else _cpu.IMQ
+    kind = KINDS[kernel]
     x, s = _problem(n, d, seed=n + 2 * d)
     runs = [_tiled.tiled_radial_sums(kind, x, s, 1.5, beta, True, p, np.float64,
                                      symmetric=False) for p in (True, False)]

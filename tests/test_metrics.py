@@ -28,7 +28,7 @@ def test_subsample_above_max_points_is_reproducible_and_close():
     approx = kn.median_bandwidth(x, max_points=500)
     assert approx == kn.median_bandwidth(x, max_points=500)
     assert approx == pytest.approx(exact, rel=0.1)
-    assert approx != kn.median_bandwidth(x, max_points=500, random_state=1)
+    assert approx != kn.median_bandwidth(x, max_points=500, rng=1)
 
 
 def test_errors():

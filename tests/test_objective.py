@@ -63,7 +63,7 @@ def test_u_statistic_is_near_zero_on_exact_samples(kernel):
     """On exact samples KSD^2 = 0, and U estimates it without bias."""
     d, n = 2, 3000
     target = kn.Gaussian(np.zeros(d), 1.0)
-    x = target.sample(n, random_state=0)
+    x = target.sample(n, rng=0)
     u = kn.ksd(x, target, kernel=kernel, statistic="u")
     # Under p the U-statistic is degenerate: Var(U) ~ 2 E[k_p(X, X')^2] / n^2.
     # Estimate E[k_p^2] from the off-diagonal entries on a subset.
@@ -79,7 +79,7 @@ def test_u_statistic_is_near_zero_on_exact_samples(kernel):
 @pytest.mark.parametrize("kernel", ["gaussian", "imq", "linear"])
 def test_v_statistic_is_u_statistic_plus_diagonal(kernel):
     target = kn.Gaussian(np.zeros(2), 1.0)
-    x = target.sample(500, random_state=1)
+    x = target.sample(500, rng=1)
     s = target.score(x)
     n = 500
     u = kn.ksd(x, target, kernel=kernel, statistic="u")
@@ -104,7 +104,7 @@ def test_linear_v_statistic_matches_dense_formula():
 
 def test_linear_kernel_ignores_bw():
     target = kn.Gaussian(np.zeros(2), 1.0)
-    x = target.sample(50, random_state=2)
+    x = target.sample(50, rng=2)
     a = kn.ksd_and_grad(x, target, kernel="linear", bw=1.0)
     b = kn.ksd_and_grad(x, target, kernel="linear", bw=123.0)
     c = kn.ksd_and_grad(x, target, kernel="linear", bw="median")
@@ -115,7 +115,7 @@ def test_linear_kernel_ignores_bw():
 @pytest.mark.parametrize("kernel", ["gaussian", "imq"])
 def test_median_bandwidth_is_resolved_at_x(kernel):
     target = kn.Gaussian(np.zeros(2), 1.0)
-    x = target.sample(60, random_state=3)
+    x = target.sample(60, rng=3)
     bw = kn.median_bandwidth(x)
     assert kn.ksd(x, target, kernel=kernel, bw="median") == kn.ksd(x, target, kernel=kernel, bw=bw)
     value, grad = kn.ksd_and_grad(x, target, kernel=kernel, bw="median")
@@ -126,13 +126,13 @@ def test_median_bandwidth_is_resolved_at_x(kernel):
 
 def test_imq_beta_changes_the_kernel():
     target = kn.Gaussian(np.zeros(2), 1.0)
-    x = target.sample(40, random_state=4) + 0.5
+    x = target.sample(40, rng=4) + 0.5
     assert kn.ksd(x, target, kernel="imq", beta=0.2) != kn.ksd(x, target, kernel="imq", beta=0.8)
 
 
 def test_ksd_grows_as_particles_move_away():
     target = kn.Gaussian(np.zeros(1), 1.0)
-    x = target.sample(300, random_state=1)
+    x = target.sample(300, rng=1)
     values = [kn.ksd(x + shift, target) for shift in (0.0, 0.5, 1.0, 2.0)]
     assert all(a < b for a, b in zip(values, values[1:]))
 

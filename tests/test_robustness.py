@@ -180,7 +180,7 @@ def test_single_particle_in_one_dimension_for_every_sampler():
 def test_float32_end_to_end(sampler):
     x0 = _x0(30, 2).astype(np.float32)
     if sampler == "mmd_lbfgs":
-        res = kn.mmd_lbfgs(x0, GOOD.sample(200, random_state=0), dtype=np.float32, max_iter=50)
+        res = kn.mmd_lbfgs(x0, GOOD.sample(200, rng=0), dtype=np.float32, max_iter=50)
     else:
         res = SAMPLERS[sampler](x0, GOOD, dtype=np.float32, max_iter=50, store=True)
         assert res.trajectory.dtype == np.float32

@@ -195,7 +195,7 @@ def test_rows_are_the_fits_of_the_methods():
     x0 = np.random.default_rng(0).standard_normal((20, 2))
     svgd = kn.svgd(x0, target, 0.5, bw=0.3, max_iter=20)
     np.testing.assert_array_equal(s[2].x, svgd.x)
-    samples = target.sample(30, random_state=np.random.default_rng([0, 1]))
+    samples = target.sample(30, rng=np.random.default_rng([0, 1]))
     mmd = kn.mmd_lbfgs(x0, samples, bw=0.3, max_iter=20)
     np.testing.assert_array_equal(s[3].x, mmd.x)
     # one yardstick for every method: the KSD^2 of the final particles, the fits' bw

@@ -61,7 +61,7 @@ CASE_IDS = [f"{kind}-d{d}-K{k}" for kind, d, k in CASES]
 def points_and_directions(target, n=8, seed=1):
     """Points near the modes (samples, plus spread) and random directions."""
     rng = np.random.default_rng(seed)
-    x = target.sample(n, random_state=rng) + 0.3 * rng.normal(size=(n, target.n_dims))
+    x = target.sample(n, rng=rng) + 0.3 * rng.normal(size=(n, target.n_dims))
     v = rng.normal(size=x.shape)
     return x, v
 
@@ -230,7 +230,7 @@ def test_zero_weight_component_is_ignored():
     assert_allclose(gm.score(x), g.score(x), rtol=1e-14)
     assert_allclose(gm.hvp(x, v), g.hvp(x, v), rtol=1e-14)
     assert_allclose(gm.logpdf(x), g.logpdf(x), rtol=1e-14)
-    assert np.all(gm.sample(100, random_state=0)[:, 0] < 4.0)
+    assert np.all(gm.sample(100, rng=0)[:, 0] < 4.0)
 
 
 # --------------------------------------------------------------------------- far field
@@ -329,7 +329,7 @@ def mixture_moments(target):
 def test_sample_moments_match_within_five_standard_errors(kind, d, k):
     target = make_target(kind, d, k)
     n = 20000
-    x = target.sample(n, random_state=12345)
+    x = target.sample(n, rng=12345)
     assert x.shape == (n, d) and x.dtype == np.float64
     mean, cov = mixture_moments(target)
     emp_mean = x.mean(axis=0)
@@ -343,13 +343,13 @@ def test_sample_moments_match_within_five_standard_errors(kind, d, k):
 
 def test_sample_is_reproducible_and_accepts_a_generator():
     gm = make_target("gmm-full", 3, 2)
-    a = gm.sample(50, random_state=7)
-    assert_array_equal(a, gm.sample(50, random_state=7))
-    assert_array_equal(a, gm.sample(50, random_state=np.random.default_rng(7)))
-    assert not np.array_equal(a, gm.sample(50, random_state=8))
+    a = gm.sample(50, rng=7)
+    assert_array_equal(a, gm.sample(50, rng=7))
+    assert_array_equal(a, gm.sample(50, rng=np.random.default_rng(7)))
+    assert not np.array_equal(a, gm.sample(50, rng=8))
     rng = np.random.default_rng(0)
     assert not np.array_equal(
-        gm.sample(5, random_state=rng), gm.sample(5, random_state=rng)
+        gm.sample(5, rng=rng), gm.sample(5, rng=rng)
     )
     assert gm.sample(0).shape == (0, 3)
     assert gm.sample(3).shape == (3, 3)
@@ -361,8 +361,8 @@ def test_sample_rejects_bad_arguments():
         g.sample(-1)
     with pytest.raises(TypeError, match="n must be an integer"):
         g.sample(2.5)
-    with pytest.raises(TypeError, match="random_state must be"):
-        g.sample(2, random_state="seed")
+    with pytest.raises(TypeError, match="rng must be"):
+        g.sample(2, rng="seed")
 
 
 # --------------------------------------------------------------------------- tempering
@@ -395,7 +395,7 @@ def test_gaussian_tempered_is_an_exact_gaussian(cov):
     x, v = np.random.default_rng(0).normal(size=(2, 5, 2))
     assert_allclose(hot.score(x), 4.0 * g.score(x), rtol=1e-14)
     assert_allclose(hot.hvp(x, v), 4.0 * g.hvp(x, v), rtol=1e-14)
-    assert hot.sample(4, random_state=0).shape == (4, 2)
+    assert hot.sample(4, rng=0).shape == (4, 2)
 
 
 @pytest.mark.parametrize("beta", [0.0, -1.0, np.inf, np.nan])
@@ -446,7 +446,7 @@ def test_score_function_fd_hvp_matches_analytic_hvp(kind, d, k):
 
 def test_score_function_fd_step_follows_the_scale_of_x():
     g = Gaussian([1e4, -2e4], [[50.0, 10.0], [10.0, 80.0]])
-    x, v = g.sample(6, random_state=0), np.random.default_rng(1).normal(size=(6, 2))
+    x, v = g.sample(6, rng=0), np.random.default_rng(1).normal(size=(6, 2))
     assert_close_scaled(ScoreFunction(g.score).hvp(x, v), g.hvp(x, v), 1e-7)
     # A tiny or huge v changes the direction's length, not the step taken.
     for scale in (1e-200, 1e200):

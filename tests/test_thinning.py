@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 
 import ksdnumba as kn
-from ksdnumba.kernels._cpu import _values as sv
 from ksdnumba.kernels import _reference as ref
+from ksdnumba.kernels._cpu import _matrix
+from ksdnumba.kernels._cpu import _values as sv
+from ksdnumba.kernels._kinds import GAUSSIAN, IMQ
 
 RTOL = 1e-10
-KINDS = {"imq": sv.P_IMQ, "gaussian": sv.P_GAUSSIAN}
+KINDS = {"imq": IMQ, "gaussian": GAUSSIAN}
 
 
 def _problem(n, d, seed):
@@ -25,10 +27,10 @@ def _problem(n, d, seed):
     return x, s, L
 
 
-def _frame(x, s, L):
-    """Points and scores in the eigenbasis of L, transposed, and L's eigenvalues."""
+def _frame(x, s, L, kind=IMQ):
+    """The CPU layout of points and scores in the eigenbasis of L (IMQ: beta = 1/2)."""
     w, Q = np.linalg.eigh(L)
-    return np.ascontiguousarray((x @ Q).T), np.ascontiguousarray((s @ Q).T), w
+    return _matrix.Layout(kind, 0.5, x @ Q, s @ Q, w, np.float64)
 
 
 # --------------------------------------------------------------------- the Stein kernel
@@ -38,13 +40,13 @@ def _frame(x, s, L):
 @pytest.mark.parametrize("d", [1, 2, 3, 4, 5, 9])
 def test_column_matches_reference(kernel, d):
     x, s, L = _problem(300, d, seed=d)
-    xT, sT, w = _frame(x, s, L)
+    layout = _frame(x, s, L, KINDS[kernel])
     K = ref.preconditioned_stein_matrix(kernel, x, s, L)
-    for c in (0, 17, 299):
-        col = sv.stein_column(KINDS[kernel], xT, sT, w, w.sum(), c)
-        np.testing.assert_allclose(col, K[:, c], rtol=RTOL, atol=RTOL * np.abs(K).max(),
+    cols = sv.stein_columns(layout, np.array([0, 17, 299]))
+    for q, c in enumerate((0, 17, 299)):
+        np.testing.assert_allclose(cols[:, q], K[:, c], rtol=RTOL, atol=RTOL * np.abs(K).max(),
                                    err_msg=f"{kernel} d={d} column {c}")
-    np.testing.assert_allclose(sv.stein_diagonal(sT, w.sum()), np.diag(K), rtol=RTOL)
+    np.testing.assert_allclose(sv.stein_diagonal(layout), np.diag(K), rtol=RTOL)
 
 
 @pytest.mark.parametrize("kernel", ["imq", "gaussian"])
@@ -93,16 +95,15 @@ def test_isotropic_preconditioner_is_the_package_imq_kernel():
 @pytest.mark.parametrize("d", [1, 2, 5])
 def test_greedy_matches_dense_greedy(kernel, d, parallel):
     x, s, L = _problem(700, d, seed=20 + d)
-    xT, sT, w = _frame(x, s, L)
+    layout = _frame(x, s, L, KINDS[kernel])
     K = ref.preconditioned_stein_matrix(kernel, x, s, L)
-    idx, totals = sv.greedy_thinning(KINDS[kernel], xT, sT, w, w.sum(), 60, parallel=parallel)
+    idx, totals = sv.greedy_thinning(layout, 60, parallel=parallel)
     idx_ref, totals_ref = ref.greedy_thinning(K, 60)
     np.testing.assert_array_equal(idx, idx_ref)
     np.testing.assert_allclose(totals, totals_ref, rtol=RTOL)
     rng = np.random.default_rng(d)
     lap, logp = rng.normal(size=700), rng.normal(size=700)
-    idx, totals = sv.greedy_thinning(KINDS[kernel], xT, sT, w, w.sum(), 60, lap, logp, 0.3,
-                                     parallel=parallel)
+    idx, totals = sv.greedy_thinning(layout, 60, lap, logp, 0.3, parallel=parallel)
     idx_ref, totals_ref = ref.greedy_thinning(K, 60, lap, logp, 0.3)
     np.testing.assert_array_equal(idx, idx_ref)
     np.testing.assert_allclose(totals, totals_ref, rtol=RTOL)
@@ -112,11 +113,11 @@ def test_parallel_serial_and_adaptive_are_bit_identical():
     # parallel=None above n d = 2**15 switches between the twins every few steps,
     # as they time: the picks and sums must not depend on which ran when.
     x, s, L = _problem(9000, 4, seed=5)
-    xT, sT, w = _frame(x, s, L)
+    layout = _frame(x, s, L)
     assert 9000 * 4 > sv._GREEDY_SERIAL_MAX_WORK
-    a = sv.greedy_thinning(sv.P_IMQ, xT, sT, w, w.sum(), 150, parallel=True)
-    b = sv.greedy_thinning(sv.P_IMQ, xT, sT, w, w.sum(), 150, parallel=False)
-    c = sv.greedy_thinning(sv.P_IMQ, xT, sT, w, w.sum(), 150)
+    a = sv.greedy_thinning(layout, 150, parallel=True)
+    b = sv.greedy_thinning(layout, 150, parallel=False)
+    c = sv.greedy_thinning(layout, 150)
     for other in (b, c):
         np.testing.assert_array_equal(a[0], other[0])
         np.testing.assert_array_equal(a[1], other[1])
@@ -129,12 +130,11 @@ def test_ties_go_to_the_lowest_index(d):
     # the copies are never picked and the picks are those of the originals alone.
     # (The dense oracle's einsum does not promise equal rows for equal points.)
     x, s, L = _problem(300, d, seed=6)
-    xT, sT, w = _frame(x, s, L)
-    alone = sv.greedy_thinning(sv.P_IMQ, xT, sT, w, w.sum(), 40, parallel=False)[0]
+    alone = sv.greedy_thinning(_frame(x, s, L), 40, parallel=False)[0]
     x2, s2 = np.concatenate([x, x, x]), np.concatenate([s, s, s])
-    xT, sT, w = _frame(x2, s2, L)
+    layout = _frame(x2, s2, L)
     for parallel in (True, False):
-        idx, _ = sv.greedy_thinning(sv.P_IMQ, xT, sT, w, w.sum(), 40, parallel=parallel)
+        idx, _ = sv.greedy_thinning(layout, 40, parallel=parallel)
         np.testing.assert_array_equal(idx, alone)
 
 
@@ -276,7 +276,7 @@ def test_regularised_thinning_avoids_low_density_points():
     # small; the regularised objective fixes it.
     target, chain = _mixture_chain(4000, seed=0)
     s = target.score(chain)
-    threshold = np.quantile(target.logpdf(target.sample(20000, random_state=1)), 0.05)
+    threshold = np.quantile(target.logpdf(target.sample(20000, rng=1)), 0.05)
     plain = kn.stein_thinning(chain, s, 100)
     reg = kn.stein_thinning(chain, s, 100, regularize=True, target=target)
     low_plain = np.mean(target.logpdf(chain[plain.indices]) < threshold)

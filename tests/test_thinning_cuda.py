@@ -98,9 +98,9 @@ def test_cuda_forms_match_cpu(kind, beta, n, d, B):
 def test_ksd_test_on_cuda(bootstrap, monkeypatch):
     monkeypatch.setattr(cv, "_FORM_TILE", FORM_TILE or cv._FORM_TILE)
     target = kn.Gaussian(np.zeros(2), 1.0)
-    x = target.sample(18, random_state=0) + 0.5
-    cpu = kn.ksd_test(x, target, n_bootstrap=7, random_state=1, bootstrap=bootstrap)
-    gpu = kn.ksd_test(x, target, n_bootstrap=7, random_state=1, bootstrap=bootstrap,
+    x = target.sample(18, rng=0) + 0.5
+    cpu = kn.ksd_test(x, target, n_bootstrap=7, rng=1, bootstrap=bootstrap)
+    gpu = kn.ksd_test(x, target, n_bootstrap=7, rng=1, bootstrap=bootstrap,
                       backend="cuda")
     assert (gpu.backend, cpu.backend) == ("cuda", "cpu")
     np.testing.assert_allclose(gpu.statistic, cpu.statistic, rtol=1e-10)

@@ -231,7 +231,7 @@ def sweep(
         runs; a value the method rejects (``bw=-1``) is recorded in the row.
     targets : dict of str to target
         The targets, by name: any object the methods accept (``mmd_lbfgs``
-        needs ``sample(m, random_state)``). Shipped with pickle, or with
+        needs ``sample(m, rng=...)``). Shipped with pickle, or with
         cloudpickle when pickle cannot (lambdas, closures).
     client : None, int, "local", str or distributed.Client
         Where the fits run. ``None`` (default): in this process, one after the

@@ -178,7 +178,7 @@ def _fit(config, target, inits, keep, yardstick):
     if method == "mmd_lbfgs":
         m = config.get("n_target_samples", config["n"])
         # Drawn from a stream of their own, so that x0 is the same for every method.
-        samples = target.sample(m, random_state=np.random.default_rng([config["seed"], 1]))
+        samples = target.sample(m, rng=np.random.default_rng([config["seed"], 1]))
         res = METHODS[method](x0, samples, store=store, **kwargs)
     else:
         res = METHODS[method](x0, target, store=store, **kwargs)

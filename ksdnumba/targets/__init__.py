@@ -18,7 +18,7 @@ Optional
     ``logpdf(x) -> (n,)``
         Log density, possibly up to an additive constant (say so in its
         docstring). Used by diagnostics and plots, never by the solvers.
-    ``sample(n, random_state=None) -> (n, d)``
+    ``sample(n, rng=None) -> (n, d)``
         Exact samples, for reference sets and statistical tests.
     ``tempered(beta)``
         A target whose density is proportional to :math:`p^\beta`.

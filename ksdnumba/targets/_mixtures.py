@@ -16,7 +16,7 @@ from .._validation import (
     check_means,
     check_points,
     check_positive_int,
-    check_random_state,
+    check_rng,
     check_weights,
 )
 from ._base import _LOG_2PI, Target, _logsumexp0, _readonly, _Tempered
@@ -174,7 +174,7 @@ class GaussianMixture:
     >>> print(gm.hvp(x, np.ones_like(x)).round(4))
     [[ -9.9818 -10.    ]
      [-10.     -10.    ]]
-    >>> print(gm.sample(1000, random_state=0).shape)
+    >>> print(gm.sample(1000, rng=0).shape)
     (1000, 2)
     """
 
@@ -420,7 +420,7 @@ class GaussianMixture:
         log_joint, _ = self._log_joint(x, with_scores=False)
         return _logsumexp0(log_joint)
 
-    def sample(self, n: int, random_state: Any = None) -> np.ndarray:
+    def sample(self, n: int, *, rng: Any = None) -> np.ndarray:
         """Draw `n` independent samples.
 
         Each sample picks a component with probability `weights`, then adds to
@@ -431,7 +431,7 @@ class GaussianMixture:
         ----------
         n : int
             Number of samples, >= 0.
-        random_state : None, int or numpy.random.Generator, optional
+        rng : None, int, numpy.random.Generator, ..., optional
             Source of randomness; an int seeds a fresh ``default_rng``, so the
             same int gives the same samples.
 
@@ -443,7 +443,7 @@ class GaussianMixture:
         Raises
         ------
         TypeError
-            If `n` is not an integer or `random_state` is of another type.
+            If `n` is not an integer or `rng` is of another type.
         ValueError
             If `n` is negative.
 
@@ -451,14 +451,14 @@ class GaussianMixture:
         --------
         >>> from ksdnumba.targets import GaussianMixture
         >>> gm = GaussianMixture([[-1.0, 0.0], [1.0, 0.0]], covariances=[0.1, 0.1])
-        >>> x = gm.sample(5, random_state=42)
+        >>> x = gm.sample(5, rng=42)
         >>> x.shape
         (5, 2)
-        >>> bool((x == gm.sample(5, random_state=42)).all())
+        >>> bool((x == gm.sample(5, rng=42)).all())
         True
         """
         n = check_positive_int(n, "n", minimum=0)
-        rng = check_random_state(random_state)
+        rng = check_rng(rng)
         labels = rng.choice(self.n_components, size=n, p=self.weights)
         z = rng.standard_normal((n, self.n_dims))
         if self.covariance_type == "full":

@@ -8,6 +8,7 @@ package's docstring (:mod:`ksdnumba.kernels._cpu`).
 import numpy as np
 from numba import get_num_threads
 
+from .._kinds import GAUSSIAN, IMQ
 from ._direct import (
     gaussian_cross_parallel,
     gaussian_cross_serial,
@@ -17,7 +18,6 @@ from ._direct import (
     radial_total_serial,
 )
 from ._tiled import tiled_gaussian_cross, tiled_radial_sums
-from .._kinds import GAUSSIAN, IMQ
 
 # Below this many particles the serial twin is faster than waking the threads
 # (measured on a 2-core machine: equal at n = 64, serial 40% faster at n = 16).

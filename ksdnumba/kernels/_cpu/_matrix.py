@@ -48,9 +48,9 @@ from numba import get_num_threads, njit, prange
 
 from .._kinds import GAUSSIAN, IMQ, LINEAR
 from ._profiles import pair_terms, profile_row
+from ._threads import single_threaded_blas
 from ._tiled import _aligned, _round_pair
 from ._twins import twin
-from ._threads import single_threaded_blas
 from ._vecmath import _KERNEL, _not_inlined, _ordered_sum, _wide_vectors, fexp, like
 
 _TILE = 128
@@ -69,7 +69,7 @@ LIN = 3
 
 
 class Layout:
-    """The arrays every tile operation reads, prepared once per matrix.
+    r"""The arrays every tile operation reads, prepared once per matrix.
 
     Parameters
     ----------

@@ -71,8 +71,8 @@ float64 from the float32 Gram tile.
 import numpy as np
 from numba import njit, prange
 
-from ._direct import _imq_block
 from .._kinds import GAUSSIAN
+from ._direct import _imq_block
 from ._twins import twin
 from ._vecmath import _KERNEL, _not_inlined, _ordered_sum, _wide_vectors, fexp, like
 

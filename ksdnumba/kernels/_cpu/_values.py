@@ -18,8 +18,8 @@ import time
 import numpy as np
 from numba import njit, prange
 
-from ._drivers import _n_chunks
 from .._host import radial_diagonal
+from ._drivers import _n_chunks
 from ._profiles import pair_terms, profile_row
 from ._twins import twin
 from ._vecmath import _KERNEL
@@ -69,7 +69,7 @@ _columns_serial = twin(_columns_body, "_columns_serial", parallel=False)
 
 
 def stein_columns(layout, cols, rows=None, parallel=None):
-    r"""Columns ``cols`` of the Stein matrix, :math:`k_p(x_i, x_c)`, float64 ``(n_rows, len(cols))``.
+    r"""Columns ``cols`` of the Stein matrix, :math:`k_p(x_i, x_c)`: float64 ``(n_rows, n_cols)``.
 
     Parameters
     ----------
