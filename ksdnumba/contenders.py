@@ -33,7 +33,7 @@ from ._validation import (
     check_samples,
     check_tolerance,
 )
-from .descent import _fixed_step, _lbfgs, _Run
+from ._solvers import Run, fixed_step, lbfgs
 from .kernels import _cpu
 from .kernels._backend import kernels, resolve_backend
 from .targets import as_score_target
@@ -242,8 +242,8 @@ def svgd(
             phi = phi / (_ADAGRAD_FUDGE + np.sqrt(history[0]))
         return (x + step * phi).astype(dtype, copy=False)
 
-    run = _Run(x0.shape, dtype, bool(store), callback, verbose, "svgd", "|direction|^2")
-    return _fixed_step(evaluate, advance, x0, run, max_iter,
+    run = Run(x0.shape, dtype, bool(store), callback, verbose, "svgd", "|direction|^2")
+    return fixed_step(evaluate, advance, x0, run, max_iter,
                        "converged: the Frobenius norm of the direction is < tol")
 
 
@@ -375,5 +375,5 @@ def mmd_lbfgs(
     pair_sums = kernels(resolve_backend(backend, max(n, m) ** 2, x0.shape[1]))
     check_callback(callback)
     objective = _MMD(y, bw, pair_sums)
-    run = _Run(x0.shape, dtype, bool(store), callback, verbose, "mmd_lbfgs")
-    return _lbfgs(objective.value_and_grad, x0, run, max_iter, ftol, gtol)
+    run = Run(x0.shape, dtype, bool(store), callback, verbose, "mmd_lbfgs")
+    return lbfgs(objective.value_and_grad, x0, run, max_iter, ftol, gtol)

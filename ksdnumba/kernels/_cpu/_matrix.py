@@ -488,6 +488,51 @@ def _products_body(layout, W, out, lower, tile, F, Hf, T, buf):
                                    lower, F[c], Hf[c], T[c], buf[c])
 
 
+@njit(**_KERNEL)
+def _lower_row_tile(I, layout, W, out, tile, F, Hf, T, buf):
+    """``out[I] += sum_{J <= I} tril(H_IJ) W_J``, strictly below the diagonal."""
+    n = W.shape[0]
+    B = W.shape[1]
+    i0 = I * tile
+    bi = min(tile, n - i0)
+    for J in range(I + 1):
+        j0 = J * tile
+        bj = min(tile, n - j0)
+        Ht = Hf[: bi * bj].reshape((bi, bj))
+        _fill(i0, bi, j0, bj, layout, F, Ht, buf)
+        if J == I:
+            for i in range(bi):
+                for j in range(i, bj):
+                    Ht[i, j] = 0.0
+        if B == 1:
+            _add_matvec(Ht, bi, bj, W[:, 0], out[:, 0], i0, j0, False, False, buf[0])
+        else:
+            t1 = T[: bi * B].reshape((bi, B))
+            np.dot(Ht, W[j0 : j0 + bj], t1)
+            _add_rows(out, i0, t1)
+
+
+def _lower_body(layout, W, out, tile, F, Hf, T, buf):
+    """Strictly lower triangle of ``H`` times ``W``: each row tile owns its tiles on and
+    left of the diagonal; tasks take row tiles ``I`` and ``nb - 1 - I`` (even work),
+    so the threads never meet and never share an output row."""
+    n = W.shape[0]
+    nb = (n + tile - 1) // tile
+    n_tasks = (nb + 1) // 2
+    n_chunks = F.shape[0]
+    for c in prange(n_chunks):
+        for task in range(c, n_tasks, n_chunks):
+            first = np.int64(task)  # the prange index may be unsigned
+            last = nb - 1 - first
+            _lower_row_tile(first, layout, W, out, tile, F[c], Hf[c], T[c], buf[c])
+            if last != first:
+                _lower_row_tile(last, layout, W, out, tile, F[c], Hf[c], T[c], buf[c])
+
+
+_lower_parallel = twin(_lower_body, "_lower_parallel", parallel=True)
+_lower_serial = twin(_lower_body, "_lower_serial", parallel=False)
+
+
 _products_parallel = twin(_products_body, "_products_parallel", parallel=True)
 _products_serial = twin(_products_body, "_products_serial", parallel=False)
 
@@ -521,9 +566,14 @@ def products(layout, W, lower=False, parallel=None, tile=_TILE):
     n_chunks = _chunks(n, tile, parallel)
     out = np.zeros((n, B))
     F, Hf, T, buf = _scratch(layout, n_chunks, tile, B)
-    args = (layout.arrays(), W, out, bool(lower), tile, F, Hf, T, buf)
+    threaded = parallel and n_chunks > 1
     with single_threaded_blas():
-        (_products_parallel if parallel and n_chunks > 1 else _products_serial)(*args)
+        if lower:
+            (_lower_parallel if threaded else _lower_serial)(layout.arrays(), W, out, tile, F,
+                                                            Hf, T, buf)
+        else:
+            (_products_parallel if threaded else _products_serial)(layout.arrays(), W, out,
+                                                                  False, tile, F, Hf, T, buf)
     return out
 
 
