@@ -57,7 +57,7 @@ for title, weight in weights.items():
             # At most 3000 iterations each, to keep the gallery quick.
             "KSD descent": kn.ksdd_lbfgs(x0, target, bw=bw, max_iter=3000).x,
             # The score grows with the weight: so must the inverse step.
-            "SVGD": kn.svgd(x0, target, 0.1 / weight, bw=bw, max_iter=3000).x,
+            "SVGD": kn.svgd(x0, target, step=0.1 / weight, bw=bw, max_iter=3000).x,
             "random matrices": rng.standard_normal((n_particles, p * p)),
         }
         for name, x in runs.items():

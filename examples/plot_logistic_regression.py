@@ -63,7 +63,7 @@ def test_scores(theta):
 # A first, one-iteration run of each compiles the Numba kernels, so that the
 # times below are those of the sampling alone.
 kn.ksdd_lbfgs(x0, target, bw="median", max_iter=1)
-kn.svgd(x0, target, 0.01, bw="median", max_iter=1, optimizer="adagrad")
+kn.svgd(x0, target, step=0.01, bw="median", max_iter=1, optimizer="adagrad")
 
 runs = {}
 start = time.perf_counter()
@@ -72,7 +72,7 @@ runs["KSD descent, L-BFGS"] = kn.ksdd_lbfgs(x0, target, bw="median", max_iter=10
 print(f"KSD descent, L-BFGS: {runs['KSD descent, L-BFGS'].nit} iterations in "
       f"{time.perf_counter() - start:.2f} s")
 start = time.perf_counter()
-runs["SVGD, adagrad"] = kn.svgd(x0, target, 0.01, bw="median", max_iter=1000,
+runs["SVGD, adagrad"] = kn.svgd(x0, target, step=0.01, bw="median", max_iter=1000,
                                 optimizer="adagrad", store=True)
 print(f"SVGD, adagrad: {runs['SVGD, adagrad'].nit} iterations in "
       f"{time.perf_counter() - start:.2f} s")

@@ -66,7 +66,7 @@ def cells(s):
     for row in s:
         cell = out.setdefault((row.config["target"], row.config["init"]), ([], [], []))
         cell[0].append(int(np.sum(np.abs(row.x[:, 0]) < ON_AXIS)))
-        cell[1].append(row.fun)
+        cell[1].append(row.ksd2)
         cell[2].append(row.nit)
     return {key: [np.array(v) for v in values] for key, values in out.items()}
 

@@ -56,7 +56,7 @@ methods = {
     "SVGD, big step (3)": ("red", 3.0),
 }
 kn.ksdd_lbfgs(starts[0], target, bw=bw, max_iter=2)
-kn.svgd(starts[0], target, 0.1, bw=bw, max_iter=2)
+kn.svgd(starts[0], target, step=0.1, bw=bw, max_iter=2)
 
 
 def measures(res):
@@ -74,7 +74,7 @@ for x0 in starts:
         if step is None:
             res = kn.ksdd_lbfgs(x0, target, bw=bw, max_iter=max_iter, store=True)
         else:
-            res = kn.svgd(x0, target, step, bw=bw, max_iter=max_iter, store=True)
+            res = kn.svgd(x0, target, step=step, bw=bw, max_iter=max_iter, store=True)
         elapsed = time.perf_counter() - start
         curves[name].append(measures(res))
         print(f"{name:<24} {res.nit:5d} iterations in {elapsed:.3f} s, "

@@ -43,8 +43,8 @@ target_samples = target.sample(3 * n_particles, rng=1)
 runs = {
     "KSD descent, L-BFGS": lambda: kn.ksdd_lbfgs(x0, target, bw=bw, store=True),
     "KSD descent, gradient steps": lambda: kn.ksdd_gradient(
-        x0, target, 0.3, bw=bw, store=True),
-    "SVGD": lambda: kn.svgd(x0, target, 0.5, bw=bw, store=True),
+        x0, target, step=0.3, bw=bw, store=True),
+    "SVGD": lambda: kn.svgd(x0, target, step=0.5, bw=bw, store=True),
     "MMD descent, L-BFGS": lambda: kn.mmd_lbfgs(x0, target_samples, bw=bw, store=True),
 }
 results = {}

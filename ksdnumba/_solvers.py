@@ -1,25 +1,55 @@
 """The samplers' solver drivers: SciPy's L-BFGS-B and fixed-step iterations.
 
 :class:`Run` keeps the book of a run (history, stored iterates, the callback,
-the verbose log); :func:`lbfgs` and :func:`fixed_step` drive it, hold BLAS to
-one thread during the solve, and end a run cleanly, with its last finite
-particles, when the objective can no longer be evaluated. Every sampler
-(:mod:`ksdnumba.descent`, :mod:`ksdnumba.contenders`) goes through them.
+the verbose log, the progress bar); :func:`lbfgs` and :func:`fixed_step` drive
+it, hold BLAS to one thread during the solve, and end a run cleanly, with its
+last finite particles, when the objective can no longer be evaluated or the user
+interrupts it (Ctrl-C). Every sampler (:mod:`ksdnumba.descent`,
+:mod:`ksdnumba.contenders`) goes through them.
+
+Status codes of a :class:`ksdnumba.SamplingResult`: SciPy's for L-BFGS-B (0
+converged, 1 ``max_iter`` reached, 2 stopped otherwise), 0 and 1 likewise for the
+fixed-step samplers, 99 stopped by the callback, -1 the objective could not be
+evaluated, -2 interrupted.
 """
 
+import contextlib
+import contextvars
 import time
+import warnings
 
 import numpy as np
 
+from ._progress import check_progress, progress_bar
 from ._result import SamplingResult
 from ._validation import EvaluationError, NonFiniteError, check_positive_int
 from .kernels._cpu._threads import single_threaded_blas
 
+INTERRUPTED = -2
+STOPPED_BY_CALLBACK = 99
+EVALUATION_FAILED = -1
+
+# False inside kn.sweep: an interrupt must stop the whole sweep, not end one fit
+# that would then be written down as finished.
+_KEEP_INTERRUPTED = contextvars.ContextVar("ksdnumba_keep_interrupted", default=True)
+
+
+@contextlib.contextmanager
+def interrupts_propagate():
+    """Within this block, Ctrl-C in a sampler raises KeyboardInterrupt instead of
+    returning the run so far (the sweeps' fits)."""
+    token = _KEEP_INTERRUPTED.set(False)
+    try:
+        yield
+    finally:
+        _KEEP_INTERRUPTED.reset(token)
+
 
 class Run:
-    """Book-keeping shared by the samplers: history, stored iterates, callback."""
+    """Book-keeping shared by the samplers: history, stored iterates, callback, log, bar."""
 
-    def __init__(self, shape, dtype, store, callback, verbose, name, label="objective"):
+    def __init__(self, shape, dtype, store, callback, verbose, name, label="objective",
+                 progress=False, max_iter=0):
         self.shape = shape
         self.dtype = dtype
         self.store = store
@@ -34,6 +64,7 @@ class Run:
         self.nit = 0
         self.x = None
         self.fun = None
+        self.bar = progress_bar(check_progress(progress), max_iter, name, unit="it")
 
     def record(self, x, fun):
         """Take iterate ``nit`` (0 is the start); True if the callback asks to stop."""
@@ -45,11 +76,14 @@ class Run:
             self.times.append(time.perf_counter() - self.start)
         if self.every and self.nit % self.every == 0:
             print(f"{self.name}: iteration {self.nit:6d}  {self.label} {self.fun:.6e}")
-        stop = self.callback is not None and self.callback(x.copy()) is True
+        if self.nit > 0:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"{self.label} {self.fun:.3e}")
         self.nit += 1
-        return stop
+        return self.callback is not None and self.callback(x.copy()) is True
 
     def result(self, success, status, message, nfev):
+        self.bar.close()
         if self.every:
             print(f"{self.name}: {message}")
         return SamplingResult(
@@ -64,6 +98,18 @@ class Run:
             trajectory=np.asarray(self.trajectory) if self.store else None,
             times=np.asarray(self.times) if self.store else None,
         )
+
+    def interrupted(self, nfev):
+        """The run so far, with a warning; or KeyboardInterrupt again inside a sweep."""
+        self.bar.close()
+        if not _KEEP_INTERRUPTED.get() or self.x is None:
+            raise KeyboardInterrupt
+        message = (
+            f"interrupted by the user (KeyboardInterrupt) during iteration {self.nit}; "
+            "returning the last particles"
+        )
+        warnings.warn(f"{self.name}: {message}", RuntimeWarning, stacklevel=4)
+        return self.result(False, INTERRUPTED, message, nfev)
 
 
 def verbose_every(verbose):
@@ -84,15 +130,20 @@ def lbfgs(value_and_grad, x0, run, max_iter, ftol, gtol):
     :class:`EvaluationError` where it cannot be evaluated (a target that raises,
     returns the wrong shape, or is not finite). At ``x0`` that error
     propagates (the caller's input is wrong); later in the run it ends the run
-    with the last finite iterate, ``status=-1``. BLAS is held to one thread
-    during the solve.
+    with the last finite iterate, ``status=-1``. A KeyboardInterrupt ends it
+    with the last iterate, ``status=-2`` and a warning. BLAS is held to one
+    thread during the solve.
     """
     from scipy.optimize import minimize  # here: it is a third of the import time
 
     shape, dtype = x0.shape, run.dtype
     # Evaluated here so that a target misbehaving at x0 raises a clear error,
     # and cached because L-BFGS-B asks for the same point first.
-    f0, g0 = value_and_grad(x0)
+    try:
+        f0, g0 = value_and_grad(x0)
+    except KeyboardInterrupt:
+        run.bar.close()
+        raise
     first = [x0.ravel().astype(np.float64), f0, g0.ravel()]
     nfev = [1]
     failure = []
@@ -116,32 +167,29 @@ def lbfgs(value_and_grad, x0, run, max_iter, ftol, gtol):
         if run.record(intermediate_result.x, intermediate_result.fun):
             raise StopIteration
 
-    if run.record(x0, f0):
-        return run.result(False, 99, "stopped by the callback", nfev[0])
-    if max_iter == 0:  # SciPy would still take one step
-        return run.result(False, 1, "max_iter=0: no iteration performed", nfev[0])
-    options = {"maxiter": max_iter, "maxfun": 2 * max_iter + 20, "ftol": ftol, "gtol": gtol}
     try:
+        if run.record(x0, f0):
+            return run.result(False, STOPPED_BY_CALLBACK, "stopped by the callback", nfev[0])
+        if max_iter == 0:  # SciPy would still take one step
+            return run.result(False, 1, "max_iter=0: no iteration performed", nfev[0])
+        options = {"maxiter": max_iter, "maxfun": 2 * max_iter + 20, "ftol": ftol,
+                   "gtol": gtol}
         # L-BFGS-B calls BLAS on small vectors between evaluations; with BLAS's
         # threads and numba's spinning on the same cores, a 50-particle fit on 2
         # cores once ran 90 times slower.
         with single_threaded_blas():
-            res = minimize(
-                fun,
-                first[0].copy(),
-                jac=True,
-                method="L-BFGS-B",
-                callback=on_iteration,
-                options=options,
-            )
+            res = minimize(fun, first[0].copy(), jac=True, method="L-BFGS-B",
+                           callback=on_iteration, options=options)
     except EvaluationStop:
         message = (
             f"stopped during iteration {run.nit}: {failure[0]}; returning the last "
             "finite particles"
         )
-        return run.result(False, -1, message, nfev[0])
+        return run.result(False, EVALUATION_FAILED, message, nfev[0])
+    except KeyboardInterrupt:
+        return run.interrupted(nfev[0])
     if res.status == 99:  # SciPy's code for a callback that raised StopIteration
-        return run.result(False, 99, "stopped by the callback", nfev[0])
+        return run.result(False, STOPPED_BY_CALLBACK, "stopped by the callback", nfev[0])
     run.x = np.asarray(res.x, dtype=dtype).reshape(shape)
     run.fun = float(res.fun)
     return run.result(res.success, int(res.status), str(res.message), nfev[0])
@@ -155,37 +203,47 @@ def fixed_step(evaluate, advance, x0, run, max_iter, converged_message):
     that error propagates; later it ends the run with the last finite iterate
     and ``status=-1``, as in :func:`lbfgs`. ``advance`` returns the next
     particles in ``run.dtype``. The run stops as soon as an iterate is
-    converged (``status=0``), after ``max_iter`` steps (``status=1``), or when
-    the callback returns True (``status=99``). BLAS is held to one thread
-    during the run.
+    converged (``status=0``), after ``max_iter`` steps (``status=1``), when the
+    callback returns True (``status=99``), or on a KeyboardInterrupt
+    (``status=-2``, with a warning). BLAS is held to one thread during the run.
     """
     # The targets' NumPy code calls BLAS at every step: held to one thread, as
-    # in _lbfgs, so that BLAS and numba threads do not fight over the cores.
+    # in lbfgs, so that BLAS and numba threads do not fight over the cores.
+    nfev = 0
     with single_threaded_blas():
-        fun, direction, converged = evaluate(x0)
+        try:
+            fun, direction, converged = evaluate(x0)
+        except KeyboardInterrupt:
+            run.bar.close()
+            raise
         nfev = 1
-        if run.record(x0, fun):
-            return run.result(False, 99, "stopped by the callback", nfev)
-        x = x0
-        for k in range(max_iter):
-            if converged:
-                break
-            x = advance(x, direction, k)
-            try:
-                if not np.isfinite(x).all():
-                    raise NonFiniteError(
-                        "the particles became non-finite (NaN or inf); the step is too large"
+        try:
+            if run.record(x0, fun):
+                return run.result(False, STOPPED_BY_CALLBACK, "stopped by the callback", nfev)
+            x = x0
+            for k in range(max_iter):
+                if converged:
+                    break
+                x = advance(x, direction, k)
+                try:
+                    if not np.isfinite(x).all():
+                        raise NonFiniteError(
+                            "the particles became non-finite (NaN or inf); the step is too "
+                            "large"
+                        )
+                    nfev += 1
+                    fun, direction, converged = evaluate(x)
+                except EvaluationError as exc:
+                    message = (
+                        f"stopped during iteration {run.nit}: {exc}; returning the last "
+                        "finite particles"
                     )
-                nfev += 1
-                fun, direction, converged = evaluate(x)
-            except EvaluationError as exc:
-                message = (
-                    f"stopped during iteration {run.nit}: {exc}; returning the last finite "
-                    "particles"
-                )
-                return run.result(False, -1, message, nfev)
-            if run.record(x, fun):
-                return run.result(False, 99, "stopped by the callback", nfev)
+                    return run.result(False, EVALUATION_FAILED, message, nfev)
+                if run.record(x, fun):
+                    return run.result(False, STOPPED_BY_CALLBACK, "stopped by the callback",
+                                      nfev)
+        except KeyboardInterrupt:
+            return run.interrupted(nfev)
         if converged:
             return run.result(True, 0, converged_message, nfev)
         return run.result(

@@ -16,9 +16,16 @@ Both pair sums run in the numba kernels of :mod:`ksdnumba.kernels._cpu`, or
 of :mod:`ksdnumba.kernels._cuda` on a GPU, in O(n d) memory.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._bandwidth import median_bandwidth, resolve_bw
+from ._result import SamplingResult
 from ._validation import (
     EvaluationError,
     NonFiniteError,
@@ -41,6 +48,8 @@ from .targets import as_score_target
 __all__ = ["mmd_lbfgs", "svgd"]
 
 OPTIMIZERS = ("sgd", "adagrad")
+# SVGD's own bandwidth rule beside the package's "median" (at x0, once).
+MEDIAN_PER_ITERATION = "median-per-iteration"
 
 # The adaptive step of Liu and Wang's reference implementation (python/svgd.py of
 # dilinwang820/Stein-Variational-Gradient-Descent): its "adagrad with momentum".
@@ -49,19 +58,21 @@ _ADAGRAD_FUDGE = 1e-6
 
 
 def svgd(
-    x0,
-    target,
-    step,
-    bw=1.0,
-    max_iter=1000,
-    tol=1e-6,
-    optimizer="sgd",
-    backend="auto",
-    dtype=np.float64,
-    store=False,
-    callback=None,
-    verbose=False,
-):
+    x0: ArrayLike,
+    target: Any,
+    *,
+    step: float,
+    bw: float | str = 1.0,
+    max_iter: int = 1000,
+    gtol: float = 1e-6,
+    optimizer: str = "sgd",
+    dtype: Any = np.float64,
+    backend: str = "auto",
+    store: bool = False,
+    callback: Callable[[np.ndarray], Any] | None = None,
+    verbose: bool | int = False,
+    progress: bool = False,
+) -> SamplingResult:
     r"""Sample with Stein variational gradient descent (SVGD), Gaussian kernel.
 
     Every iteration moves each particle along the SVGD direction
@@ -93,31 +104,30 @@ def svgd(
         plain callable is taken as the score.
     step : float
         Step size, > 0.
-    bw : float or "median"
+    bw : float, "median" or "median-per-iteration"
         Bandwidth, the squared length scale of the kernel, > 0. ``"median"``
-        re-estimates it at every iteration as :func:`median_bandwidth` of the
-        current particles (the package's median heuristic, the median squared
-        distance; not the SVGD paper's, see Notes); it needs ``n >= 2``.
+        takes :func:`median_bandwidth` of ``x0`` once, for the whole run, as
+        every sampler of the package does; ``"median-per-iteration"``
+        re-estimates it at every iteration on the current particles. Both are
+        the package's median heuristic (the median squared distance), not the
+        SVGD paper's (see Notes); they need ``n >= 2``.
     max_iter : int
         Maximum number of iterations, >= 0.
-    tol : float
+    gtol : float
         Stopping rule: the run stops, with ``success=True``, at the first
-        iterate where :math:`\|\phi\|_F < \mathrm{tol}`, the Frobenius norm of
-        the ``(n, d)`` direction (so the test is ``|phi|_F^2 < tol^2``).
-        ``tol=0`` runs all ``max_iter`` iterations.
+        iterate where the largest component of the direction :math:`\phi` is
+        ``<= gtol`` (the test of :func:`ksdd_gradient` and of SciPy's
+        L-BFGS-B). ``gtol=0`` runs all ``max_iter`` iterations (unless the
+        direction is exactly 0).
     optimizer : {"sgd", "adagrad"}
         The update: the plain step above, or the adaptive one.
-    backend : {"auto", "cpu", "cuda"}
-        Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
-        NVIDIA GPU through numba.cuda; needs numba-cuda) or ``"auto"``
-        (the GPU when numba can use one and there are at least 2048**2 pairs in at
-        most 2048 dimensions, else the CPU). On the GPU the kernels compute in
-        the particles' dtype.
     dtype : {np.float64, np.float32}
         dtype of the particles passed to the target and returned. On the CPU
         the direction is computed in float64, except on the GEMM-tiled path
         (from d = 16 and n = 2000), whose tiles take this dtype and are summed
         in float64; on the GPU it is computed in this dtype.
+    backend : {"auto", "cpu", "cuda"}
+        Where the pair sums run (see :func:`ksdd_lbfgs`).
     store : bool
         Keep every iterate (``res.trajectory``) and its time (``res.times``).
     callback : callable or None
@@ -126,6 +136,8 @@ def svgd(
     verbose : bool or int
         Print :math:`\|\phi\|_F^2` every ``verbose`` iterations (True: every
         100).
+    progress : bool
+        Draw a progress bar over the iterations (tqdm's where installed).
 
     Returns
     -------
@@ -134,9 +146,9 @@ def svgd(
         minimises no objective: this is the quantity of its stopping rule,
         which vanishes at its fixed points); ``nit``; ``nfev`` (evaluations of
         the score and the direction, ``nit + 1``); ``success`` (True only when
-        the ``tol`` test passed); ``status`` (0: converged, 1: ``max_iter``
+        the ``gtol`` test passed); ``status`` (0: converged, 1: ``max_iter``
         reached, 99: stopped by the callback, -1: the score failed or the
-        particles became non-finite);
+        particles became non-finite, -2: interrupted);
         ``message``; ``history``, :math:`\|\phi\|_F^2` at the start and after
         each iteration; ``trajectory`` and ``times`` (with ``store=True``).
 
@@ -158,20 +170,18 @@ def svgd(
     (:math:`h = 2\,\mathrm{bw}`) that is ``median_bandwidth(x) / (2 * log(n))``:
     :math:`2 \log n` times (9.2 times for 100 particles) narrower than
     ``bw="median"`` here, which keeps the package-wide meaning of "median".
-    The choice matters. Measured on N(0, 1), 100 particles from a uniform
-    start on [-3, 3], plain steps until the direction is below 1e-5: the
-    paper's heuristic (about 0.1 at the end) stops on particles of variance
-    0.964 and excess kurtosis -0.23, the package's (about 0.9) on variance
-    0.996 and kurtosis -0.06; fixed ``bw`` of 0.1 and 1 give the same two
-    results. Liu and Wang's reference code takes the median over the full
-    :math:`n \times n` matrix of distances (zeros of the diagonal included)
-    and divides by :math:`\log(n + 1)` instead.
+    The choice matters: on N(0, 1) the paper's narrower kernel stops on
+    particles whose spread is visibly too small, the package's does not
+    (``examples/plot_simple_gaussian.py`` compares them). Liu and Wang's
+    reference code takes the median over the full :math:`n \times n` matrix
+    of distances (zeros of the diagonal included) and divides by
+    :math:`\log(n + 1)` instead.
 
     **Adaptive step.** The ``"adagrad"`` update divides each coordinate of
     :math:`\phi` by a running root mean square of its own past values, so
     each particle moves by about ``step`` per iteration however small
     :math:`\phi` is: near the fixed point the particles keep jittering with
-    an amplitude of order ``step``, and the ``tol`` test rarely passes. It
+    an amplitude of order ``step``, and the ``gtol`` test rarely passes. It
     moves a badly scaled start quickly; take a small ``step`` (0.01 to 0.1).
 
     If the score fails after some iterations (it raises, returns the wrong
@@ -193,7 +203,7 @@ def svgd(
     >>> import ksdnumba as kn
     >>> target = kn.Gaussian(np.zeros(1), 1.0)
     >>> x0 = np.random.default_rng(0).uniform(-3, 3, size=(100, 1))
-    >>> res = kn.svgd(x0, target, step=2.0, bw=1.0, tol=1e-4, max_iter=5000)
+    >>> res = kn.svgd(x0, target, step=2.0, bw=1.0, gtol=1e-4, max_iter=5000)
     >>> res.success, res.nit < 5000
     (True, True)
     >>> round(float(res.x.var()), 2)
@@ -208,15 +218,14 @@ def svgd(
             f"x0 has {x0.shape[1]} columns (dimensions) but the target is {d}-dimensional"
         )
     step = check_bw(step, "step")
-    median = isinstance(bw, str)
+    median = bw == MEDIAN_PER_ITERATION
     # Checks the name, and that the heuristic works at x0 (n >= 2, distinct points).
-    bw = resolve_bw(bw, x0)
+    bw = resolve_bw("median" if median else bw, x0)
     max_iter = check_positive_int(max_iter, "max_iter")
-    tol = check_tolerance(tol, "tol")
+    gtol = check_tolerance(gtol, "gtol")
     optimizer = check_option(optimizer, "optimizer", OPTIMIZERS)
     pair_sums = kernels(resolve_backend(backend, x0.shape[0] ** 2, x0.shape[1]))
     check_callback(callback)
-    tol2 = tol * tol
 
     def evaluate(x):
         s = check_finite_field(call_target(target.score, "score", x), x, "score")
@@ -228,7 +237,7 @@ def svgd(
         sq_norm = float(np.einsum("ij,ij->", phi, phi))
         if not np.isfinite(sq_norm):
             raise NonFiniteError("the SVGD direction is not finite")
-        return sq_norm, phi, sq_norm < tol2
+        return sq_norm, phi, bool(np.max(np.abs(phi)) <= gtol)
 
     history = []
 
@@ -242,9 +251,10 @@ def svgd(
             phi = phi / (_ADAGRAD_FUDGE + np.sqrt(history[0]))
         return (x + step * phi).astype(dtype, copy=False)
 
-    run = Run(x0.shape, dtype, bool(store), callback, verbose, "svgd", "|direction|^2")
+    run = Run(x0.shape, dtype, bool(store), callback, verbose, "svgd", "|direction|^2",
+              progress=progress, max_iter=max_iter)
     return fixed_step(evaluate, advance, x0, run, max_iter,
-                       "converged: the Frobenius norm of the direction is < tol")
+                      "converged: the largest component of the direction is <= gtol")
 
 
 class _MMD:
@@ -271,18 +281,20 @@ class _MMD:
 
 
 def mmd_lbfgs(
-    x0,
-    target_samples,
-    bw=1.0,
-    max_iter=10000,
-    ftol=1e-12,
-    gtol=1e-9,
-    backend="auto",
-    dtype=np.float64,
-    store=False,
-    callback=None,
-    verbose=False,
-):
+    x0: ArrayLike,
+    target_samples: ArrayLike,
+    *,
+    bw: float | str = 1.0,
+    max_iter: int = 10000,
+    ftol: float | None = None,
+    gtol: float = 1e-9,
+    dtype: Any = np.float64,
+    backend: str = "auto",
+    store: bool = False,
+    callback: Callable[[np.ndarray], Any] | None = None,
+    verbose: bool | int = False,
+    progress: bool = False,
+) -> SamplingResult:
     r"""Sample by minimising the squared MMD to target samples with L-BFGS-B.
 
     The particles :math:`x_1, \dots, x_n` move to minimise the squared maximum
@@ -313,19 +325,19 @@ def mmd_lbfgs(
         Samples of the target; the method needs no score.
     bw : float or "median"
         Bandwidth, squared length scale, > 0; ``"median"`` takes
-        :func:`median_bandwidth` of ``target_samples``, once.
+        :func:`median_bandwidth` of ``x0`` once, as every sampler does
+        (``kn.median_bandwidth(target_samples)`` gives the target's).
     max_iter : int
         Maximum number of L-BFGS-B iterations, >= 0.
-    ftol, gtol : float
-        SciPy's L-BFGS-B tolerances (see :func:`ksdd_lbfgs`).
-    backend : {"auto", "cpu", "cuda"}
-        Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
-        NVIDIA GPU through numba.cuda; needs numba-cuda) or ``"auto"``
-        (the GPU when numba can use one and there are at least 2048**2 pairs in at
-        most 2048 dimensions, else the CPU). On the GPU the kernels compute in
-        the particles' dtype.
+    ftol : float or None
+        SciPy's L-BFGS-B ``ftol``; None: ``1e-12``, or ``1e-10`` where the
+        objective computes in float32 (the rule of :func:`ksdd_lbfgs`).
+    gtol : float
+        SciPy's L-BFGS-B ``gtol`` (see :func:`ksdd_lbfgs`).
     dtype : {np.float64, np.float32}
         dtype of the particles returned.
+    backend : {"auto", "cpu", "cuda"}
+        Where the pair sums run (see :func:`ksdd_lbfgs`).
     store : bool
         Keep every iterate (``res.trajectory``) and its time (``res.times``).
     callback : callable or None
@@ -333,6 +345,8 @@ def mmd_lbfgs(
         after each iteration; returning True stops the run.
     verbose : bool or int
         Print the objective every ``verbose`` iterations (True: every 100).
+    progress : bool
+        Draw a progress bar over the iterations (tqdm's where installed).
 
     Returns
     -------
@@ -367,13 +381,20 @@ def mmd_lbfgs(
     dtype = check_dtype(dtype)
     x0 = check_particles(x0, "x0", dtype)
     y = check_samples(target_samples, x0, "target_samples")
-    bw = resolve_bw(bw, y)
+    bw = resolve_bw(bw, x0)
     max_iter = check_positive_int(max_iter, "max_iter")
+    n, m = x0.shape[0], y.shape[0]
+    resolved = resolve_backend(backend, max(n, m) ** 2, x0.shape[1])
+    if ftol is None:
+        in32 = dtype == np.float32 and (
+            resolved == "cuda" or _cpu.cross_computes_in_float32(n, m, x0.shape[1])
+        )
+        ftol = 1e-10 if in32 else 1e-12
     ftol = check_tolerance(ftol, "ftol")
     gtol = check_tolerance(gtol, "gtol")
-    n, m = x0.shape[0], y.shape[0]
-    pair_sums = kernels(resolve_backend(backend, max(n, m) ** 2, x0.shape[1]))
+    pair_sums = kernels(resolved)
     check_callback(callback)
     objective = _MMD(y, bw, pair_sums)
-    run = Run(x0.shape, dtype, bool(store), callback, verbose, "mmd_lbfgs")
+    run = Run(x0.shape, dtype, bool(store), callback, verbose, "mmd_lbfgs",
+              progress=progress, max_iter=max_iter)
     return lbfgs(objective.value_and_grad, x0, run, max_iter, ftol, gtol)

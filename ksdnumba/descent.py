@@ -1,8 +1,14 @@
 """KSD descent: move particles to minimise the squared Kernel Stein Discrepancy."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
+from ._result import SamplingResult
 from ._validation import (
     check_bw,
     check_callback,
@@ -17,20 +23,22 @@ from .objective import make_objective
 
 
 def ksdd_lbfgs(
-    x0,
-    target,
-    kernel="gaussian",
-    bw=1.0,
-    beta=0.5,
-    max_iter=10000,
-    ftol=None,
-    gtol=1e-9,
-    backend="auto",
-    dtype=np.float64,
-    store=False,
-    callback=None,
-    verbose=False,
-):
+    x0: ArrayLike,
+    target: Any,
+    *,
+    kernel: str = "gaussian",
+    bw: float | str = 1.0,
+    beta: float = 0.5,
+    max_iter: int = 10000,
+    ftol: float | None = None,
+    gtol: float = 1e-9,
+    dtype: Any = np.float64,
+    backend: str = "auto",
+    store: bool = False,
+    callback: Callable[[np.ndarray], Any] | None = None,
+    verbose: bool | int = False,
+    progress: bool = False,
+) -> SamplingResult:
     r"""Sample by minimising the squared KSD of the particles with L-BFGS-B.
 
     The particles move to minimise the V-statistic
@@ -72,36 +80,31 @@ def ksdd_lbfgs(
         at ``2 * max_iter + 20``.
     ftol : float or None
         Stop when the relative decrease of the objective in one iteration is
-        below ``ftol`` (SciPy's L-BFGS-B ``ftol``; for an objective below 1,
-        as KSD^2 mostly is, SciPy divides by 1, so the decrease is absolute).
+        ``<= ftol`` (SciPy's L-BFGS-B ``ftol``; for an objective below 1, as
+        KSD^2 mostly is, SciPy divides by 1, so the decrease is absolute).
         None: ``1e-12``, or ``1e-10`` where the objective computes in float32
-        (``dtype=np.float32`` with the CPU's GEMM-tiled pair sums, from d = 6
-        and n = 1000, or on the GPU), where it is good to ~1e-6 to 1e-5
-        relative: with ``1e-12`` such a run could go on until its line search
-        failed in float32's rounding and ended with ``success=False``
-        (``ABNORMAL``); with ``1e-10`` the runs measured ended with
-        ``success=True``, KSD^2 4-18 % above float64's after as many
-        iterations. To go further, continue from ``res.x`` in float64.
+        (the same rule in every L-BFGS-B sampler): float32 sums are good to
+        about 1e-6 relative, and with ``1e-12`` a run could go on until its
+        line search failed in float32's rounding. To go further, continue from
+        ``res.x`` in float64.
     gtol : float
-        Stop when the largest component of the gradient is below ``gtol``
-        (SciPy's L-BFGS-B ``gtol``). The defaults are tight enough for runs in
-        float64 to reach the minimum, not merely its neighbourhood.
-    backend : {"auto", "cpu", "cuda"}
-        Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
-        NVIDIA GPU through numba.cuda; needs numba-cuda) or ``"auto"``
-        (the GPU when numba can use one and there are at least 2048**2 pairs in at
-        most 2048 dimensions, else the CPU). On the GPU the kernels compute in
-        the particles' dtype.
+        Stop when the largest component of the projected gradient is
+        ``<= gtol`` (SciPy's L-BFGS-B ``gtol``). The default is tight enough
+        for runs in float64 to reach the minimum, not merely its
+        neighbourhood.
     dtype : {np.float64, np.float32}
         dtype of the particles passed to the target and returned. With float32
         and at least 1000 particles, the CPU's pair sums compute in float32
         within tiles (d >= 6) or blocks of partners, summed in float64 across
-        them (1.6-2.3 times as fast); IMQ with beta other than 1/2 at d <= 5,
-        fewer particles and the linear kernel compute in float64 whatever the
-        dtype. The CUDA kernels compute in this dtype (float32 is several times
-        faster on most GPUs), summing in float64 across tiles. L-BFGS-B itself
-        always works in float64, on the host. See ``gtol`` for the tolerances
-        in float32.
+        them; IMQ with beta other than 1/2 at d <= 5, fewer particles and the
+        linear kernel compute in float64 whatever the dtype. The CUDA kernels
+        compute in this dtype, summing in float64 across tiles. L-BFGS-B
+        itself always works in float64, on the host.
+    backend : {"auto", "cpu", "cuda"}
+        Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
+        NVIDIA GPU through numba.cuda; needs numba-cuda) or ``"auto"``, the
+        package's one rule: the GPU when numba can use one and there are at
+        least 2048**2 pairs in at most 2048 dimensions, else the CPU.
     store : bool
         Keep every iterate (``res.trajectory``) and its time (``res.times``).
     callback : callable or None
@@ -109,6 +112,8 @@ def ksdd_lbfgs(
         at the start and after each iteration; returning True stops the run.
     verbose : bool or int
         Print the objective every ``verbose`` iterations (True: every 100).
+    progress : bool
+        Draw a progress bar over the iterations (tqdm's where installed).
 
     Returns
     -------
@@ -125,6 +130,9 @@ def ksdd_lbfgs(
     happens later in the run, the run stops and returns the last finite
     iterate with ``success=False``, ``status=-1`` and a message that says at
     which iteration and what happened; no non-finite value reaches ``res.x``.
+    Interrupted (Ctrl-C), the run returns its last iterate with
+    ``success=False``, ``status=-2`` and a warning, as PyMC's sampler keeps
+    its draws; inside :func:`sweep` an interrupt stops the whole sweep.
 
     References
     ----------
@@ -152,26 +160,29 @@ def ksdd_lbfgs(
     ftol = check_tolerance(ftol, "ftol")
     gtol = check_tolerance(gtol, "gtol")
     check_callback(callback)
-    run = Run(x0.shape, dtype, bool(store), callback, verbose, "ksdd_lbfgs")
+    run = Run(x0.shape, dtype, bool(store), callback, verbose, "ksdd_lbfgs",
+              progress=progress, max_iter=max_iter)
     return lbfgs(objective.value_and_grad, x0, run, max_iter, ftol, gtol)
 
 
 def ksdd_gradient(
-    x0,
-    target,
-    step,
-    kernel="gaussian",
-    bw=1.0,
-    beta=0.5,
-    max_iter=1000,
-    clamp=None,
-    backend="auto",
-    dtype=np.float64,
-    store=False,
-    callback=None,
-    verbose=False,
-    gtol=1e-9,
-):
+    x0: ArrayLike,
+    target: Any,
+    *,
+    step: float,
+    kernel: str = "gaussian",
+    bw: float | str = 1.0,
+    beta: float = 0.5,
+    max_iter: int = 1000,
+    gtol: float = 1e-9,
+    clamp: tuple[float, float] | None = None,
+    dtype: Any = np.float64,
+    backend: str = "auto",
+    store: bool = False,
+    callback: Callable[[np.ndarray], Any] | None = None,
+    verbose: bool | int = False,
+    progress: bool = False,
+) -> SamplingResult:
     r"""Sample by fixed-step gradient descent on the squared KSD of the particles.
 
     Each iteration moves every particle against the gradient of the objective
@@ -209,24 +220,6 @@ def ksdd_gradient(
         Exponent of the IMQ kernel, in (0, 1).
     max_iter : int
         Maximum number of steps, >= 0.
-    clamp : (float, float) or None
-        ``(low, high)``, finite with ``low < high``: after each step every
-        coordinate of every particle is clipped into ``[low, high]``.
-    backend : {"auto", "cpu", "cuda"}
-        Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
-        NVIDIA GPU through numba.cuda; needs numba-cuda) or ``"auto"``
-        (the GPU when numba can use one and there are at least 2048**2 pairs in at
-        most 2048 dimensions, else the CPU). On the GPU the kernels compute in
-        the particles' dtype.
-    dtype : {np.float64, np.float32}
-        dtype of the particles passed to the target and returned.
-    store : bool
-        Keep every iterate (``res.trajectory``) and its time (``res.times``).
-    callback : callable or None
-        Called as ``callback(x)`` with a copy of the particles at the start and
-        after each step; returning True stops the run.
-    verbose : bool or int
-        Print the objective every ``verbose`` iterations (True: every 100).
     gtol : float
         Stopping rule: the run stops, with ``success=True``, at the first
         iterate where the largest component of the projected gradient is
@@ -236,6 +229,22 @@ def ksdd_gradient(
         fixed point of the clipped step has a zero projected gradient.
         ``gtol=0`` runs all ``max_iter`` steps (unless the gradient is exactly
         0).
+    clamp : (float, float) or None
+        ``(low, high)``, finite with ``low < high``: after each step every
+        coordinate of every particle is clipped into ``[low, high]``.
+    dtype : {np.float64, np.float32}
+        dtype of the particles passed to the target and returned.
+    backend : {"auto", "cpu", "cuda"}
+        Where the pair sums run (see :func:`ksdd_lbfgs`).
+    store : bool
+        Keep every iterate (``res.trajectory``) and its time (``res.times``).
+    callback : callable or None
+        Called as ``callback(x)`` with a copy of the particles at the start and
+        after each step; returning True stops the run.
+    verbose : bool or int
+        Print the objective every ``verbose`` iterations (True: every 100).
+    progress : bool
+        Draw a progress bar over the iterations (tqdm's where installed).
 
     Returns
     -------
@@ -244,7 +253,7 @@ def ksdd_gradient(
         (evaluations of the objective and its gradient, ``nit + 1``),
         ``success`` (True only when the ``gtol`` test passed), ``status`` (0:
         converged, 1: ``max_iter`` reached, 99: stopped by the callback, -1:
-        non-finite values), ``message``, ``history`` (squared KSD at the start
+        non-finite values, -2: interrupted), ``message``, ``history`` (squared KSD at the start
         and after each step), ``trajectory`` and ``times`` (with
         ``store=True``).
 
@@ -310,6 +319,7 @@ def ksdd_gradient(
             np.clip(x, clamp[0], clamp[1], out=x)
         return x.astype(dtype, copy=False)
 
-    run = Run(x0.shape, dtype, bool(store), callback, verbose, "ksdd_gradient")
+    run = Run(x0.shape, dtype, bool(store), callback, verbose, "ksdd_gradient",
+              progress=progress, max_iter=max_iter)
     message = "converged: the largest component of the projected gradient is <= gtol"
     return fixed_step(evaluate, advance, x0, run, max_iter, message)

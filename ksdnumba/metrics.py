@@ -1,8 +1,12 @@
 """Measures of sample quality."""
 
+from __future__ import annotations
+
 import numbers
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._bandwidth import median_bandwidth, resolve_bw
 from ._validation import (
@@ -20,13 +24,29 @@ __all__ = ["amari_distance", "histogram_kl", "ksd", "median_bandwidth", "mode_oc
 STATISTICS = ("v", "u")
 
 
-def ksd(x, target, kernel="gaussian", bw=1.0, beta=0.5, statistic="v", backend="auto"):
-    r"""Squared Kernel Stein Discrepancy between particles and a target.
+def ksd(
+    x: ArrayLike,
+    target: Any,
+    *,
+    kernel: str = "gaussian",
+    bw: float | str = 1.0,
+    beta: float = 0.5,
+    statistic: str = "v",
+    squared: bool = True,
+    backend: str = "auto",
+) -> float:
+    r"""Kernel Stein Discrepancy between particles and a target: squared by default.
 
     .. math::
 
         \mathrm{KSD}^2_V = \frac{1}{n^2} \sum_{i, j} k_p(x_i, x_j), \qquad
         \mathrm{KSD}^2_U = \frac{1}{n (n - 1)} \sum_{i \ne j} k_p(x_i, x_j).
+
+    The package's one convention: a name ``ksd`` is the discrepancy itself, a
+    name ``ksd2`` its square; this function computes the discrepancy and
+    returns its square unless ``squared=False`` (the squared V-statistic is
+    the objective of KSD descent, and both estimators are estimates of the
+    square).
 
     The V-statistic (the objective of KSD descent) is always >= 0 but biased
     upwards by the diagonal terms, of order ``1 / n``. The U-statistic is an
@@ -49,17 +69,17 @@ def ksd(x, target, kernel="gaussian", bw=1.0, beta=0.5, statistic="v", backend="
         Exponent of the IMQ kernel, in (0, 1).
     statistic : {"v", "u"}
         Which estimator to return.
+    squared : bool
+        Return :math:`\mathrm{KSD}^2` (default) or, with False, its square root
+        (V-statistic only: the U-statistic can be negative).
     backend : {"auto", "cpu", "cuda"}
-        Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
-        NVIDIA GPU through numba.cuda; needs numba-cuda) or ``"auto"``
-        (the GPU when numba can use one and there are at least 2048**2 pairs in at
-        most 2048 dimensions, else the CPU). On the GPU the kernels compute in
-        the particles' dtype.
+        Where the pair sums run: ``"cpu"``, ``"cuda"`` or ``"auto"``, the
+        package's one rule (see :class:`SteinMatrix`).
 
     Returns
     -------
     float
-        The squared KSD.
+        The squared KSD, or the KSD with ``squared=False``.
 
     See Also
     --------
@@ -80,8 +100,17 @@ def ksd(x, target, kernel="gaussian", bw=1.0, beta=0.5, statistic="v", backend="
     >>> bad = good + 1.0
     >>> kn.ksd(good, target) < kn.ksd(bad, target)
     True
+    >>> bool(np.isclose(kn.ksd(good, target, squared=False) ** 2, kn.ksd(good, target)))
+    True
     """
     statistic = check_option(statistic, "statistic", STATISTICS)
+    if not isinstance(squared, (bool, np.bool_)):
+        raise TypeError(f"squared must be True or False, got {squared!r}")
+    if statistic == "u" and not squared:
+        raise ValueError(
+            "the U-statistic estimates KSD^2 and can be negative, so it has no square "
+            "root: pass squared=True, or statistic='v'"
+        )
     x = check_particles(x, "x", _particles_dtype(x))
     if statistic == "u" and x.shape[0] < 2:
         raise ValueError("the U-statistic needs at least 2 particles, got 1")
@@ -95,7 +124,8 @@ def ksd(x, target, kernel="gaussian", bw=1.0, beta=0.5, statistic="v", backend="
     total = H.sum()
     if statistic == "u":
         return float((total - H.diagonal().sum()) / (n * (n - 1)))
-    return float(total / n**2)
+    value = float(total / n**2)
+    return value if squared else float(np.sqrt(max(value, 0.0)))
 
 
 def _one_dimensional(values, name):
@@ -109,7 +139,7 @@ def _one_dimensional(values, name):
     return check_particles(arr[:, None], name)[:, 0]
 
 
-def histogram_kl(x, reference, bins=None):
+def histogram_kl(x, reference, *, bins=None):
     r"""Kullback-Leibler divergence between the histograms of 1-D particles and samples.
 
     With :math:`P_b` the fraction of the particles and :math:`Q_b` the fraction
@@ -205,7 +235,7 @@ def histogram_kl(x, reference, bins=None):
     return float(np.sum(p[held] * np.log(p[held] / q[held])))
 
 
-def mode_occupancy(x, means, radius):
+def mode_occupancy(x, means, *, radius):
     r"""Count the particles near each mode, and those near none.
 
     Particle :math:`x_i` is counted at mode :math:`k` when :math:`\mu_k` is its

@@ -19,10 +19,14 @@ and, since the Stein kernel :math:`k_p` is symmetric, its gradient is
 where :math:`H = \nabla^2 \log p` is applied through the target's ``hvp``.
 """
 
+from __future__ import annotations
+
 import math
 from functools import partial
+from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from numba import njit
 
 from ._bandwidth import resolve_bw
@@ -222,7 +226,15 @@ def make_objective(x, target, kernel, bw, beta, backend, name="x"):
     return SteinObjective(target, kernel, bw, beta, backend), target
 
 
-def ksd_and_grad(x, target, kernel="gaussian", bw=1.0, beta=0.5, backend="auto"):
+def ksd_and_grad(
+    x: ArrayLike,
+    target: Any,
+    *,
+    kernel: str = "gaussian",
+    bw: float | str = 1.0,
+    beta: float = 0.5,
+    backend: str = "auto",
+) -> tuple[float, np.ndarray]:
     r"""Squared KSD (V-statistic) of the particles and its gradient.
 
     This is the objective minimised by :func:`ksdnumba.ksdd_lbfgs`, exposed for
@@ -245,9 +257,9 @@ def ksd_and_grad(x, target, kernel="gaussian", bw=1.0, beta=0.5, backend="auto")
         Particles. float32 input is kept as float32 for the target's calls.
         On the CPU, from n = 1000 particles on, float32 particles make the
         pair sums compute in float32 within tiles (d >= 6) or blocks of
-        partners (d <= 5), summed in float64 across them: 1.6-2.3 times as
-        fast, and KSD^2 and its gradient then carry relative errors of ~1e-6
-        to 1e-5 (more near a minimum, where the pair terms cancel). IMQ with
+        partners (d <= 5), summed in float64 across them: faster, and KSD^2
+        and its gradient then carry relative errors of about float32's
+        precision (more near a minimum, where the pair terms cancel). IMQ with
         beta other than 1/2 at d <= 5, fewer particles, and the linear kernel
         compute in float64 whatever the dtype. With ``backend="cuda"`` the
         kernels compute in float32, summed in float64 across tiles.
@@ -265,11 +277,7 @@ def ksd_and_grad(x, target, kernel="gaussian", bw=1.0, beta=0.5, backend="auto")
     beta : float
         Exponent of the IMQ kernel, in (0, 1); checked but unused by the others.
     backend : {"auto", "cpu", "cuda"}
-        Where the pair sums run: ``"cpu"`` (numba, threaded), ``"cuda"`` (an
-        NVIDIA GPU through numba.cuda; needs numba-cuda) or ``"auto"``
-        (the GPU when numba can use one and there are at least 2048**2 pairs in at
-        most 2048 dimensions, else the CPU). On the GPU the kernels compute in
-        the particles' dtype.
+        Where the pair sums run (see :func:`ksdd_lbfgs`).
 
     Returns
     -------

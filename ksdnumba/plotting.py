@@ -52,6 +52,7 @@ def _limits(lim, name):
 
 def plot_target_2d(
     target,
+    *,
     ax=None,
     xlim=(-2.0, 2.0),
     ylim=(-1.5, 1.5),
@@ -160,6 +161,7 @@ def plot_target_2d(
 
 def plot_particles(
     x,
+    *,
     ax=None,
     x_init=None,
     trajectory=None,
@@ -263,6 +265,7 @@ def _runs(values, name):
 def plot_convergence(
     times,
     values,
+    *,
     ax=None,
     label=None,
     color=None,

@@ -391,7 +391,7 @@ def test_ica_claim_particles_against_random_matrices():
         x0 = rng.standard_normal((10, 4))
         for found, x in [
             (ksd, kn.ksdd_lbfgs(x0, target, bw=0.1).x),
-            (svgd, kn.svgd(x0, target, 1e-4, bw=0.1, max_iter=3000).x),
+            (svgd, kn.svgd(x0, target, step=1e-4, bw=0.1, max_iter=3000).x),
             (rand, rng.standard_normal((10, 4))),
         ]:
             found.append(amari_distance(x.reshape(-1, 2, 2), A))

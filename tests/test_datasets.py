@@ -124,8 +124,8 @@ def test_temperature_claim_annealing_strands_fewer(seed):
     direct = kn.ksdd_lbfgs(x0, target, bw=0.1).x
     hot = kn.ksdd_lbfgs(x0, target.tempered(0.1), bw=0.1).x
     annealed = kn.ksdd_lbfgs(hot, target, bw=0.1).x
-    counts_direct, stranded_direct = kn.mode_occupancy(direct, target.means, radius)
-    counts_annealed, stranded_annealed = kn.mode_occupancy(annealed, target.means, radius)
+    counts_direct, stranded_direct = kn.mode_occupancy(direct, target.means, radius=radius)
+    counts_annealed, stranded_annealed = kn.mode_occupancy(annealed, target.means, radius=radius)
     assert stranded_annealed < stranded_direct, (stranded_annealed, stranded_direct)
     assert np.all(counts_annealed >= 10), counts_annealed
     assert counts_annealed.min() > counts_direct.min(), (counts_annealed, counts_direct)

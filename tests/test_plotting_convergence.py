@@ -52,7 +52,7 @@ def test_log_time_grid_and_axis(ax):
 def test_with_sampler_results(ax):
     target = kn.Gaussian(np.zeros(1), 1.0)
     x0 = np.random.default_rng(0).uniform(-2, 2, size=(10, 1))
-    runs = [kn.svgd(x0, target, step, max_iter=20, store=True) for step in (0.1, 0.5)]
+    runs = [kn.svgd(x0, target, step=step, max_iter=20, store=True) for step in (0.1, 0.5)]
     plot_convergence([r.times for r in runs], [r.history for r in runs], ax=ax)
     assert len(ax.lines) == 3
 

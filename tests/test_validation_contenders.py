@@ -10,13 +10,13 @@ X0 = np.random.default_rng(0).normal(size=(5, 2))
 Y = np.random.default_rng(1).normal(size=(7, 2))
 
 ENTRY_POINTS = {
-    "ksdd_gradient": lambda x, **kw: kn.ksdd_gradient(x, TARGET, 0.1, **{"max_iter": 2, **kw}),
-    "svgd": lambda x, **kw: kn.svgd(x, TARGET, 0.1, **{"max_iter": 2, **kw}),
+    "ksdd_gradient": lambda x, **kw: kn.ksdd_gradient(x, TARGET, step=0.1, **{"max_iter": 2, **kw}),
+    "svgd": lambda x, **kw: kn.svgd(x, TARGET, step=0.1, **{"max_iter": 2, **kw}),
     "mmd_lbfgs": lambda x, **kw: kn.mmd_lbfgs(x, Y, **{"max_iter": 2, **kw}),
 }
 STEPPED = {
-    "ksdd_gradient": lambda step: kn.ksdd_gradient(X0, TARGET, step),
-    "svgd": lambda step: kn.svgd(X0, TARGET, step),
+    "ksdd_gradient": lambda step: kn.ksdd_gradient(X0, TARGET, step=step),
+    "svgd": lambda step: kn.svgd(X0, TARGET, step=step),
 }
 
 
@@ -105,7 +105,7 @@ def test_bad_verbose(entry):
         ENTRY_POINTS[entry](X0, verbose=-1)
 
 
-@pytest.mark.parametrize("entry, name", [("ksdd_gradient", "gtol"), ("svgd", "tol"),
+@pytest.mark.parametrize("entry, name", [("ksdd_gradient", "gtol"), ("svgd", "gtol"),
                                          ("mmd_lbfgs", "ftol"), ("mmd_lbfgs", "gtol")])
 @pytest.mark.parametrize("value", [-1e-3, np.nan])
 def test_bad_tolerances(entry, name, value):
@@ -131,11 +131,11 @@ def test_bad_tolerances(entry, name, value):
 )
 def test_bad_clamp(clamp, error, match):
     with pytest.raises(error, match=match):
-        kn.ksdd_gradient(X0, TARGET, 0.1, clamp=clamp)
+        kn.ksdd_gradient(X0, TARGET, step=0.1, clamp=clamp)
 
 
 def test_clamp_accepts_integers_and_arrays():
-    res = kn.ksdd_gradient(np.clip(X0, -3, 3), TARGET, 0.1, clamp=np.array([-3, 3]),
+    res = kn.ksdd_gradient(np.clip(X0, -3, 3), TARGET, step=0.1, clamp=np.array([-3, 3]),
                            max_iter=2)
     assert res.x.min() >= -3 and res.x.max() <= 3
 
@@ -144,10 +144,10 @@ def test_clamp_accepts_integers_and_arrays():
 def test_ksdd_gradient_checks_the_kernel_like_ksdd_lbfgs(entry):
     if entry == "kernel":
         with pytest.raises(ValueError, match="unknown kernel 'rbf'; valid names are"):
-            kn.ksdd_gradient(X0, TARGET, 0.1, kernel="rbf")
+            kn.ksdd_gradient(X0, TARGET, step=0.1, kernel="rbf")
     else:
         with pytest.raises(ValueError, match=r"beta must be in the open interval \(0, 1\)"):
-            kn.ksdd_gradient(X0, TARGET, 0.1, kernel="imq", beta=1.5)
+            kn.ksdd_gradient(X0, TARGET, step=0.1, kernel="imq", beta=1.5)
 
 
 def test_ksdd_gradient_needs_hvp():
@@ -156,7 +156,7 @@ def test_ksdd_gradient_needs_hvp():
             return -x
 
     with pytest.raises(TypeError, match="has a score but no hvp method"):
-        kn.ksdd_gradient(X0, OnlyScore(), 0.1)
+        kn.ksdd_gradient(X0, OnlyScore(), step=0.1)
 
 
 # --------------------------------------------------------------------------- svgd
@@ -165,33 +165,33 @@ def test_ksdd_gradient_needs_hvp():
 def test_unknown_optimizer_lists_valid_names():
     with pytest.raises(ValueError, match="unknown optimizer 'adam'; valid names are 'sgd', "
                                          "'adagrad'"):
-        kn.svgd(X0, TARGET, 0.1, optimizer="adam")
+        kn.svgd(X0, TARGET, step=0.1, optimizer="adam")
 
 
 @pytest.mark.parametrize("target", ["gaussian", None, 3.0])
 def test_svgd_target_without_score(target):
     with pytest.raises(TypeError, match=r"target must be an object with a score\(x\) method"):
-        kn.svgd(X0, target, 0.1)
+        kn.svgd(X0, target, step=0.1)
 
 
 def test_svgd_target_class_instead_of_instance():
     with pytest.raises(TypeError, match="target must be an instance, got the class Gaussian"):
-        kn.svgd(X0, kn.Gaussian, 0.1)
+        kn.svgd(X0, kn.Gaussian, step=0.1)
 
 
 def test_svgd_median_needs_two_particles():
     with pytest.raises(ValueError, match="at least 2 points"):
-        kn.svgd(X0[:1], TARGET, 0.1, bw="median")
+        kn.svgd(X0[:1], TARGET, step=0.1, bw="median")
 
 
 def test_svgd_non_finite_score_at_start():
     with pytest.raises(ValueError, match="target.score returned non-finite values .* 5 of 5"):
-        kn.svgd(X0, lambda x: np.full_like(x, np.nan), 0.1)
+        kn.svgd(X0, lambda x: np.full_like(x, np.nan), step=0.1)
 
 
 def test_svgd_score_of_wrong_shape():
     with pytest.raises(ValueError, match=r"returned shape \(5, 1\)"):
-        kn.svgd(X0, lambda x: x[:, :1], 0.1)
+        kn.svgd(X0, lambda x: x[:, :1], step=0.1)
 
 
 # --------------------------------------------------------------------------- mmd_lbfgs
@@ -215,6 +215,6 @@ def test_bad_target_samples(samples, match):
         kn.mmd_lbfgs(X0, samples)
 
 
-def test_mmd_median_of_coincident_samples():
+def test_mmd_median_of_coincident_particles():
     with pytest.raises(ValueError, match="median squared distance"):
-        kn.mmd_lbfgs(X0, np.zeros((7, 2)), bw="median")
+        kn.mmd_lbfgs(np.zeros((7, 2)), X0, bw="median")

@@ -13,11 +13,12 @@ import numpy as np
 from .._result import Result
 from .._validation import check_option
 from ._configs import INITS, KEEP, check_configs, check_yardstick, fit_key
-from ._local import ProgressBar, available_cores, run_in_process, run_pool
+from .._progress import check_progress, progress_bar
+from ._local import available_cores, run_in_process, run_pool
 from ._store import Store
 from ._task import Shipped
 
-_RECORD_COLUMNS = ("fun", "objective", "nit", "nfev", "success", "status", "message", "time",
+_RECORD_COLUMNS = ("fun", "ksd2", "nit", "nfev", "success", "status", "message", "time",
                    "threads", "error", "reused")
 
 
@@ -35,12 +36,13 @@ class FitResult(Result):
         The fit's name: a hash of ``config`` (and of the yardstick); its file
         in the sweep's directory is ``fit-<key>.npz``.
     fun : float
+        The method's own final value, as in :class:`SamplingResult` (what it
+        minimised: the squared KSD for ``ksdd_*``, the squared MMD for
+        ``mmd_lbfgs``; for SVGD, which has no objective, the squared norm of
+        its direction); NaN if the fit raised.
+    ksd2 : float
         Squared KSD (V-statistic) of the final particles, on the yardstick of
         the sweep, comparable between methods; NaN if the fit raised.
-    objective : float
-        The method's own final value (``SamplingResult.fun``: the squared KSD
-        for ``ksdd_*``, :math:`\\|\\phi\\|^2` for SVGD, the squared MMD for
-        ``mmd_lbfgs``).
     nit, nfev, status : int or None
         As in :class:`SamplingResult`; None if the fit raised.
     success : bool
@@ -81,7 +83,7 @@ class SweepResult(Sequence):
         Wall-clock seconds of the whole sweep.
     """
 
-    def __init__(self, rows, directory=None, wall_time=float("nan")):
+    def __init__(self, rows, *, directory=None, wall_time=float("nan")):
         self._rows = list(rows)
         self.directory = None if directory is None else str(directory)
         self.time = float(wall_time)
@@ -91,7 +93,7 @@ class SweepResult(Sequence):
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return SweepResult(self._rows[index], self.directory, self.time)
+            return SweepResult(self._rows[index], directory=self.directory, wall_time=self.time)
         return self._rows[index]
 
     @property
@@ -120,7 +122,7 @@ class SweepResult(Sequence):
         """A pandas DataFrame: one row per fit, its configuration's columns, then the outcome.
 
         The configuration columns come first, in the order their keys first
-        appear, then ``fun``, ``objective``, ``nit``, ``nfev``, ``success``,
+        appear, then ``fun``, ``ksd2``, ``nit``, ``nfev``, ``success``,
         ``status``, ``message``, ``time``, ``threads``, ``error``, ``reused``
         and ``key``.
         A key that some configurations lack leaves missing cells; integer
@@ -192,7 +194,7 @@ def sweep(
     directory: str | PathLike | None = None,
     threads_per_fit: int | None = None,
     keep: str = "x",
-    progress: bool = True,
+    progress: bool = False,
     inits: Mapping[str, Callable] | None = None,
     yardstick: Mapping | None = None,
 ) -> SweepResult:
@@ -264,16 +266,17 @@ def sweep(
         trajectory (``"all"``, which runs every fit with ``store=True``: about
         0.3 MB per 50-particle fit, MBs for large ones).
     progress : bool
-        Show a progress bar over finished fits: a text line on stderr in this
-        process and in a pool, Dask's own on a cluster.
+        Show a progress bar over finished fits: tqdm's (``tqdm.auto``) where it
+        is installed, else a text line on stderr, in this process and in a
+        pool; Dask's own on a cluster.
     inits : dict of str to callable, optional
         Your own initialisations, by name: ``f(n, d, rng) -> (n, d) array``,
         with ``rng`` a ``np.random.Generator`` seeded by the configuration.
     yardstick : dict, optional
-        The kernel on which ``fun`` is measured for every row: keys among
+        The kernel on which ``ksd2`` is measured for every row: keys among
         ``kernel``, ``bw``, ``beta`` (:func:`ksd`'s keywords). Default: each
-        fit's own ``kernel``, ``bw`` and ``beta`` (so ``fun`` is the objective
-        of the ``ksdd_*`` methods); set it to compare rows with different
+        fit's own ``kernel``, ``bw`` and ``beta`` (so ``ksd2`` is ``fun`` for
+        the ``ksdd_*`` methods); set it to compare rows with different
         bandwidths. ``bw="median"`` is taken at the initial particles.
 
     Returns
@@ -303,9 +306,10 @@ def sweep(
 
     Notes
     -----
-    ``fun`` is ``kn.ksd(x, target, kernel, bw, beta)`` of the final particles
-    (V-statistic) for every method, so rows of SVGD, MMD and KSD descent are
-    measured alike. In a pool or on Dask, the first configuration of each
+    ``ksd2`` is ``kn.ksd(x, target, kernel=kernel, bw=bw, beta=beta)`` of the final
+    particles (V-statistic) for every method, so rows of SVGD, MMD and KSD
+    descent are measured alike. An interrupt (Ctrl-C) stops the whole sweep:
+    the fits finished before it are on disk, the interrupted one is not. In a pool or on Dask, the first configuration of each
     group of (method, target, kernel, dtype, backend) runs first, one at a time
     (on one worker of each Dask host), and the rest of its group only after it:
     a cold numba cache is filled once per machine rather than by every worker
@@ -324,7 +328,7 @@ def sweep(
     ('init1', 0, 'mix')
     >>> s[0].x.shape
     (20, 2)
-    >>> bool(abs(s[0].fun - s[0].objective) < 1e-12)
+    >>> bool(abs(s[0].fun - s[0].ksd2) < 1e-12)
     True
 
     A fit that raises is recorded, and the others run:
@@ -336,8 +340,7 @@ def sweep(
     """
     start = time.perf_counter()
     keep = check_option(keep, "keep", KEEP)
-    if not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"progress must be True or False, got {progress!r}")
+    progress = check_progress(progress)
     threads = _check_threads(threads_per_fit)
     targets = _check_named(targets, "targets", callable_values=False)
     user_inits = _check_named(inits or {}, "inits", callable_values=True)
@@ -377,14 +380,19 @@ def sweep(
         )
     todo = [i for i, r in enumerate(records) if r is None]
     groups = _groups(todo, configs)
-    bar = ProgressBar(len(configs), len(configs) - len(todo), enabled=progress and kind != "dask")
+    bar = progress_bar(progress and kind != "dask", len(configs), "sweep", unit="fits",
+                       initial=len(configs) - len(todo))
+    failures = [0]
 
     def on_done(index, record, final):
         records[index] = _row(configs[index], keys[index], record, reused=False)
         if store is not None and final:
             store.save(keys[index], configs[index], record, keep,
                        digests.get(configs[index]["target"]))
-        bar.update(error=record["error"] is not None)
+        if record["error"] is not None:
+            failures[0] += 1
+            bar.set_postfix_str(f"{failures[0]} failed")
+        bar.update(1)
 
     job = {"keep": keep, "yardstick": yardstick, "threads": threads, "keys": keys}
     try:
@@ -409,10 +417,10 @@ def sweep(
                 close()
     finally:
         bar.close()
-    return SweepResult(records, directory, time.perf_counter() - start)
+    return SweepResult(records, directory=directory, wall_time=time.perf_counter() - start)
 
 
-_ROW_FIELDS = ("fun", "objective", "nit", "nfev", "success", "status", "message", "time",
+_ROW_FIELDS = ("fun", "ksd2", "nit", "nfev", "success", "status", "message", "time",
                "threads", "error")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import sys
 import time
 from collections import deque
 
@@ -44,43 +43,6 @@ def check_not_bootstrapping(what: str) -> None:
             f"{what} was called while a worker process was importing your script; "
             "put the code that runs the sweep under `if __name__ == \"__main__\":`"
         )
-
-
-class ProgressBar:
-    """A one-line text bar over finished fits, on stderr, redrawn at most 10 times a second."""
-
-    def __init__(self, total: int, done: int = 0, enabled: bool = True, stream=None):
-        self.total, self.done, self.errors = total, done, 0
-        self.enabled = enabled and total > 0
-        self.stream = stream if stream is not None else sys.stderr
-        self.start = time.perf_counter()
-        self.last = 0.0
-        self.draw(force=True)
-
-    def update(self, error: bool = False) -> None:
-        self.done += 1
-        self.errors += bool(error)
-        self.draw(force=self.done == self.total)
-
-    def draw(self, force: bool = False) -> None:
-        now = time.perf_counter()
-        if not self.enabled or (not force and now - self.last < 0.1):
-            return
-        self.last = now
-        width = 30
-        filled = width * self.done // max(self.total, 1)
-        errors = f", {self.errors} failed" if self.errors else ""
-        self.stream.write(
-            f"\rsweep [{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} fits"
-            f"{errors}, {now - self.start:.1f} s"
-        )
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.draw(force=True)
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 def run_in_process(groups, job, on_done) -> None:

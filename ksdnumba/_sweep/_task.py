@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .._bandwidth import resolve_bw
+from .._solvers import interrupts_propagate
 from ..metrics import ksd
 from ._configs import INITS, METHODS, SWEEP_KEYS
 
@@ -142,8 +143,9 @@ def run_fit(config: dict, target, inits: dict, keep: str, yardstick: dict | None
             threads: int | None) -> dict:
     """Run one configuration; return its record. Never raises for a failed fit.
 
-    The record holds ``fun`` (the squared KSD, V-statistic, of the final
-    particles on the yardstick), ``objective`` (the method's own final value),
+    The record holds ``fun`` (the method's own final value, what it minimised),
+    ``ksd2`` (the squared KSD, V-statistic, of the final particles on the
+    yardstick),
     ``nit``, ``nfev``, ``success``, ``status``, ``message``, ``time``, ``threads``
     (numba threads of the fit), ``error``
     (``"TypeName: message"`` when the fit raised, else None), and per ``keep``
@@ -154,7 +156,10 @@ def run_fit(config: dict, target, inits: dict, keep: str, yardstick: dict | None
     with _FIT_LOCK, numba_threads(threads):
         start = time.perf_counter()
         try:
-            record = _fit(config, resolve(target), inits, keep, yardstick)
+            # Ctrl-C stops the sweep: a sampler must not return an interrupted fit
+            # that would be written down as finished.
+            with interrupts_propagate():
+                record = _fit(config, resolve(target), inits, keep, yardstick)
         except Exception as exc:  # recorded in the row: the sweep goes on
             record = failed(f"{type(exc).__name__}: {exc}")
         record["time"] = time.perf_counter() - start
@@ -164,7 +169,7 @@ def run_fit(config: dict, target, inits: dict, keep: str, yardstick: dict | None
 
 def failed(error: str) -> dict:
     """The record of a fit that produced nothing."""
-    return {"fun": float("nan"), "objective": float("nan"), "nit": None, "nfev": None,
+    return {"fun": float("nan"), "ksd2": float("nan"), "nit": None, "nfev": None,
             "success": False, "status": None, "message": "", "time": float("nan"),
             "threads": None, "error": error, "x": None, "result": None}
 
@@ -188,10 +193,10 @@ def _fit(config, target, inits, keep, yardstick):
     if isinstance(ruler.get("bw"), str):
         # "median" as the fits resolve it: once, at the initial particles.
         ruler["bw"] = resolve_bw(ruler["bw"], x0)
-    fun = ksd(res.x, target, **ruler)
+    ksd2 = ksd(res.x, target, **ruler)
     return {
-        "fun": float(fun),
-        "objective": float(res.fun),
+        "fun": float(res.fun),
+        "ksd2": float(ksd2),
         "nit": int(res.nit),
         "nfev": int(res.nfev),
         "success": bool(res.success),

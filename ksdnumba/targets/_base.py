@@ -99,6 +99,7 @@ class ScoreFunction:
         self,
         score: Callable[[np.ndarray], ArrayLike],
         hvp: Callable[[np.ndarray, np.ndarray], ArrayLike] | None = None,
+        *,
         eps: float | None = None,
     ) -> None:
         if not callable(score):

@@ -115,7 +115,9 @@ class BayesianLogisticRegression:
     [[0.5  1.75 1.99]]
     """
 
-    def __init__(self, X: ArrayLike, y: ArrayLike, a0: float = 1.0, b0: float = 0.01) -> None:
+    def __init__(
+        self, X: ArrayLike, y: ArrayLike, *, a0: float = 1.0, b0: float = 0.01
+    ) -> None:
         X = check_design(X)
         self.X = _readonly(X)
         self.y = _readonly(check_binary_labels(y, X.shape[0]))
@@ -485,7 +487,7 @@ class BayesianICA:
     """
 
     def __init__(
-        self, X: ArrayLike, sigma: float = 1.0, likelihood_weight: float = 1.0
+        self, X: ArrayLike, *, sigma: float = 1.0, likelihood_weight: float = 1.0
     ) -> None:
         X = check_design(X)
         self.X = _readonly(X)

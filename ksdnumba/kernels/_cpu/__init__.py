@@ -108,6 +108,7 @@ from ._direct import radial_sums_serial
 from ._drivers import (
     SERIAL_MAX_N,
     computes_in_float32,
+    cross_computes_in_float32,
     gaussian_kernel_sums,
     gaussian_stein_sums,
     gaussian_stein_total,
@@ -132,6 +133,7 @@ __all__ = [
     "SERIAL_MAX_N",
     "SOURCES",
     "computes_in_float32",
+    "cross_computes_in_float32",
     "gaussian_kernel_sums",
     "gaussian_stein_sums",
     "gaussian_stein_total",

@@ -196,13 +196,23 @@ _TILED_CROSS_MIN_D = 16
 _TILED_CROSS_MIN_N = 2000
 
 
+def _cross_path(n, m, d, path=None):
+    if path is None:
+        return "tiled" if d >= _TILED_CROSS_MIN_D and min(n, m) >= _TILED_CROSS_MIN_N else "direct"
+    if path not in PATHS:
+        raise ValueError(f"path must be one of {PATHS} or None, got {path!r}")
+    return path
+
+
+def cross_computes_in_float32(n, m, d):
+    """Whether the Gaussian kernel sums of float32 ``x`` (``n``) and ``y`` (``m``) compute
+    in float32: on the tiled path, whose tiles take ``x``'s dtype."""
+    return _cross_path(n, m, d) == "tiled"
+
+
 def _gaussian_cross(x, y, w, bw, parallel, path=None):
     n, d = x.shape
-    if path is None:
-        path = ("tiled" if d >= _TILED_CROSS_MIN_D and min(n, y.shape[0]) >= _TILED_CROSS_MIN_N
-                else "direct")
-    elif path not in PATHS:
-        raise ValueError(f"path must be one of {PATHS} or None, got {path!r}")
+    path = _cross_path(n, y.shape[0], d, path)
     if path == "tiled":
         par = (n * y.shape[0] > SERIAL_MAX_N**2) if parallel is None else bool(parallel)
         return tiled_gaussian_cross(x, y, w, bw, par, _tile_dtype(x))
