@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ._bandwidth import resolve_bw
 from ._result import Result
 from ._validation import (
     check_beta,
@@ -24,10 +25,11 @@ from ._validation import (
     check_positive_int,
     check_rng,
 )
+from .kernels._kinds import KINDS
 
 __all__ = ["KSDTestResult", "ksd_test"]
 
-TEST_KERNELS = ("imq", "gaussian", "linear")
+TEST_KERNELS = tuple(KINDS)
 BOOTSTRAPS = ("wild", "multinomial")
 # Weights of at most this many float64 numbers are held at once (64 MiB); more
 # draws are taken in batches, each a pass over the Stein matrix's tiles.
@@ -197,9 +199,9 @@ def ksd_test(
     rng = check_rng(rng)
     from .stein_matrix import SteinMatrix  # here: it imports scipy.sparse
 
+    bw = 1.0 if kernel == "linear" else resolve_bw(bw, x)
     H = SteinMatrix(x, target, kernel=kernel, bw=None if kernel == "linear" else bw, beta=beta,
                     backend=backend)
-    bw = 1.0 if kernel == "linear" else H.bw
     diag = H.diagonal()
     batch = max(1, min(n_resamples + 1, _MAX_WEIGHTS // n))
     forms = []

@@ -43,7 +43,10 @@ def _scores_at(score, x):
     from .targets import as_score_target  # targets import this module's siblings
 
     arr = None if callable(score) or hasattr(score, "score") else np.asarray(score)
-    if arr is None or arr.dtype == object:
+    numeric = arr is not None and (
+        np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
+    )
+    if not numeric:
         target = as_score_target(score)  # raises TypeError for anything else
         check_target_dims(target, x, "x")
         values = call_target(target.score, "score", x)
