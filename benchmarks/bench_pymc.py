@@ -14,12 +14,14 @@ it times the score of every draw by
   flat batch (the first attempt reported in issue 26), compiled in ``MODE``;
 * ``from_pymc[MODE]``: ``from_pymc(model, mode=MODE).score``, whose
   graph is the one-point log density vectorised over rows, then differentiated
-  (the gradient of the rows' sum); ``batch=1000`` and ``vectorize=False`` (its
-  loop fallback) as variants;
+  (the gradient of the rows' sum), 1024 rows per call; all rows in one call
+  (``batch=None``) and ``vectorize=False`` (its loop fallback) as variants;
 * ``numpy``: the logistic score written by hand in NumPy, the floor of any
   batched graph of the same operations;
 
-and the HVP of ``from_pymc`` batched and in its loop. Each batched time is
+and the HVP of ``from_pymc`` batched and in its loop. The load average before
+and after is recorded: on a shared machine, BLAS threads contending with other
+processes slow the matrix products of small calls most. Each batched time is
 the best of 3 calls after one that compiles (whose time is reported as
 ``first_call_s``); each loop runs once. For each batched graph the compiled
 function's operations are counted (``ops``): ``Dot22``/``Gemm``/``Dot`` are
@@ -173,8 +175,8 @@ def run_model(name, n_draws, modes, seed=0):
         t = from_pymc(model, mode=mode)
         batched(f"from_pymc[{mode}]", t.score, (x,), reference)
         rows[f"from_pymc[{mode}]"]["ops"] = op_counts(t._score_fn._fn)
-    t = from_pymc(model, batch=1000)
-    batched("from_pymc[batch=1000]", t.score, (x,), reference)
+    t = from_pymc(model, batch=None)
+    batched("from_pymc[batch=None]", t.score, (x,), reference)
     t = from_pymc(model, vectorize=False)
     batched("from_pymc[vectorize=False]", t.score, (x,), reference, repeats=1)
     if name == "logistic":
@@ -280,6 +282,7 @@ def main(argv=None):
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "git_revision": git_revision(),
         "versions": versions(),
+        "load_average_before": os.getloadavg(),
         "models": {},
     }
     for name in args.models.split(","):
@@ -301,6 +304,7 @@ def main(argv=None):
         if args.startup:
             for label, row in res["startup"].items():
                 print(f"  startup {label}: " + ", ".join(f"{k} {v:.1f}" for k, v in row.items()))
+    results["load_average_after"] = os.getloadavg()
     path = args.json or os.path.join(
         ROOT, "benchmarks", "results", f"pymc_py{sys.version_info[0]}.{sys.version_info[1]}.json"
     )

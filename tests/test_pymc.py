@@ -181,13 +181,15 @@ def test_score_and_hvp_match_finite_differences(targets, name):
     )
 
 
+@pytest.mark.slow
 def test_loop_and_batches_give_the_batched_numbers(targets):
     target = get_target(targets, "bounded")
     x = points(target, n=5, seed=5)
     v = np.ones_like(x)
     looped = from_pymc(target.model, vectorize=False)
     chunked = from_pymc(target.model, batch=2)
-    for other in (looped, chunked):
+    whole = from_pymc(target.model, batch=None)
+    for other in (looped, chunked, whole):
         np.testing.assert_allclose(other.score(x), target.score(x), rtol=1e-13, atol=1e-13)
         np.testing.assert_allclose(other.hvp(x, v), target.hvp(x, v), rtol=1e-13, atol=1e-13)
         np.testing.assert_allclose(other.logpdf(x), target.logpdf(x), rtol=1e-14)

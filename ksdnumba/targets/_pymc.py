@@ -19,6 +19,9 @@ from ._base import _Tempered
 __all__ = ["PyMCTarget", "from_pymc"]
 
 _PYMC_EXTRA = "pip install 'ksdnumba[pymc]'"
+# Rows per compiled call: bounds the batched intermediates (rows x observations for a
+# regression, rows x a whole matrix where a parameter scales one) at no measured cost.
+_DEFAULT_BATCH = 1024
 
 
 def _import_pymc():
@@ -140,7 +143,12 @@ class PyMCTarget:
     """
 
     def __init__(
-        self, model: Any, *, mode: Any = None, vectorize: bool = True, batch: int | None = None
+        self,
+        model: Any,
+        *,
+        mode: Any = None,
+        vectorize: bool = True,
+        batch: int | None = _DEFAULT_BATCH,
     ) -> None:
         pm, _ = _import_pymc()
         if not isinstance(model, pm.Model):
@@ -525,7 +533,11 @@ class PyMCTarget:
 
 
 def from_pymc(
-    model: Any, *, mode: Any = None, vectorize: bool = True, batch: int | None = None
+    model: Any,
+    *,
+    mode: Any = None,
+    vectorize: bool = True,
+    batch: int | None = _DEFAULT_BATCH,
 ) -> PyMCTarget:
     r"""A target for the posterior of a PyMC model, on its unconstrained space.
 
@@ -560,14 +572,15 @@ def from_pymc(
     model : pymc.Model
         A model whose free variables are all continuous.
     mode : str or pytensor.compile.Mode, optional
-        PyTensor compile mode, e.g. ``"NUMBA"`` or ``"FAST_RUN"``; default
-        PyTensor's (its C backend in PyTensor 2, Numba in PyTensor 3).
+        PyTensor compile mode, e.g. ``"NUMBA"`` or ``"CVM"`` (its C backend);
+        default PyTensor's (C in PyTensor 2, Numba in PyTensor 3).
     vectorize : bool, default True
         False evaluates row by row (the fallback's path; for comparisons).
-    batch : int, optional
-        Rows per compiled call, which bounds the memory of the batched
-        intermediates (``batch`` times the number of observations, for a
-        regression); default all rows in one call.
+    batch : int or None, default 1024
+        Rows per compiled call. It bounds the memory of the batched
+        intermediates: ``batch`` times the number of observations for a
+        regression, ``batch`` copies of a whole design matrix where a
+        parameter scales it. None: all rows in one call.
 
     Returns
     -------
