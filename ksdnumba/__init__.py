@@ -6,6 +6,7 @@ Numba-compiled loops and handed to SciPy's L-BFGS-B.
 """
 
 from . import datasets
+from ._arviz import chain_draw_indices, thinned_trace
 from ._result import SamplingResult
 from ._sweep import FitResult, SweepResult, grid, sweep
 from .contenders import mmd_lbfgs, svgd
@@ -47,6 +48,7 @@ __all__ = [
     "SweepResult",
     "ThinningResult",
     "amari_distance",
+    "chain_draw_indices",
     "datasets",
     "grid",
     "histogram_kl",
@@ -61,4 +63,5 @@ __all__ = [
     "stein_thinning",
     "svgd",
     "sweep",
+    "thinned_trace",
 ]

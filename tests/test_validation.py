@@ -406,6 +406,8 @@ POSITIONAL = {
     "plot_particles": ("x",),
     "plot_convergence": ("times", "values"),
     "SweepResult": ("rows",),
+    "chain_draw_indices": ("indices", "trace"),
+    "thinned_trace": ("trace", "indices"),
 }
 
 

@@ -41,12 +41,15 @@ from ._base import Target as Target  # the protocol, for type hints
 from ._base import as_score_target as as_score_target  # used by the contenders
 from ._bayes import BayesianICA, BayesianLogisticRegression
 from ._mixtures import Gaussian, GaussianMixture
+from ._pymc import PyMCTarget, from_pymc  # PyMC itself is imported when from_pymc is called
 
 __all__ = [
     "BayesianICA",
     "BayesianLogisticRegression",
     "Gaussian",
     "GaussianMixture",
+    "PyMCTarget",
     "ScoreFunction",
     "as_target",
+    "from_pymc",
 ]
