@@ -9,6 +9,7 @@ import numbers
 
 import numpy as np
 
+from ._draws import is_trace, trace_draws_and_scores
 from ._preconditioners import stein_matrix_from_sample
 from ._result import Result
 from ._validation import (
@@ -157,10 +158,20 @@ def stein_thinning(sample, scores, m, *, kernel="imq", preconditioner="sclmed",
 
     Parameters
     ----------
-    sample : array_like of shape (n, d)
+    sample : array_like of shape (n, d), or an ArviZ trace
         The points, e.g. the states of a Markov chain (lists are accepted).
-    scores : array_like of shape (n, d)
-        :math:`\nabla \log p` at each point.
+        Or what ``pm.sample`` returns (an ArviZ 0.x ``InferenceData`` or an
+        ArviZ 1.x ``xarray.DataTree``), with the model's target as ``scores``:
+        the points are then its posterior draws on the model's unconstrained
+        space, flattened chain by chain (``target.to_unconstrained(trace)
+        .reshape(-1, d)``), so that :func:`ksdnumba.chain_draw_indices` maps
+        ``indices`` to ``(chain, draw)`` and :func:`ksdnumba.thinned_trace`
+        returns the picked draws as a trace.
+    scores : array_like of shape (n, d), or a target
+        :math:`\nabla \log p` at each point; with a trace as ``sample``, the
+        target of :func:`ksdnumba.targets.from_pymc` for the trace's model,
+        whose ``score`` is evaluated at the draws (for regularised thinning,
+        pass it as ``target`` too).
     m : int
         Number of points to pick, >= 1 (may exceed ``n``: points repeat).
     kernel : {"imq", "gaussian"}
@@ -223,10 +234,13 @@ def stein_thinning(sample, scores, m, *, kernel="imq", preconditioner="sclmed",
         If the sample or the scores are not finite ``(n, d)`` arrays of one
         shape, ``m < 1``, a column is constant with ``standardize=True``, the
         preconditioner is zero, negative, NaN or not symmetric positive definite,
-        or the regularisation's inputs are missing or malformed.
+        or the regularisation's inputs are missing or malformed; for a trace,
+        if it has no posterior group, or its draws hold NaN or do not match
+        the target's model.
     TypeError
-        If ``m`` is not an integer, or the preconditioner or ``regularize`` of
-        the wrong type.
+        If ``m`` is not an integer, the preconditioner or ``regularize`` of
+        the wrong type, or ``sample`` is a trace and ``scores`` no target with
+        ``to_unconstrained``.
 
     See Also
     --------
@@ -266,8 +280,12 @@ def stein_thinning(sample, scores, m, *, kernel="imq", preconditioner="sclmed",
     >>> reg.regularize
     0.05
     """
-    x = check_particles(sample, "sample")
-    s = check_like(scores, x, "scores", "sample")
+    if is_trace(sample):
+        x, s = trace_draws_and_scores(sample, scores)
+        x, s = x.reshape(-1, x.shape[-1]), s.reshape(-1, s.shape[-1])
+    else:
+        x = check_particles(sample, "sample")
+        s = check_like(scores, x, "scores", "sample")
     m = check_positive_int(m, "m", minimum=1)
     H, scale, L = stein_matrix_from_sample(x, s, kernel=kernel, preconditioner=preconditioner,
                                            standardize=standardize, backend=backend)
