@@ -13,7 +13,7 @@ current one) and return it, so that a figure of several panels is one loop::
 
 import numpy as np
 
-__all__ = ["plot_convergence", "plot_particles", "plot_target_2d"]
+__all__ = ["plot_convergence", "plot_ksd_curve", "plot_particles", "plot_target_2d"]
 
 
 def _pyplot():
@@ -370,4 +370,115 @@ def plot_convergence(
     median = np.median([np.interp(grid, t, v) for t, v in zip(times, values, strict=True)],
                        axis=0)
     ax.plot(grid, median, color=color, label=label, linewidth=linewidth)
+    return ax
+
+
+def plot_ksd_curve(
+    result,
+    *,
+    ax=None,
+    reference=True,
+    exact=True,
+    pooled=True,
+    legend=True,
+    linewidth=1.5,
+):
+    r"""Draw the running KSD of each chain on log-log axes, with the rate of independent draws.
+
+    One line per chain (``result.ksd[c]`` against ``result.m``, labelled
+    ``chain c``, colours from the axes' cycle); the root mean square KSD of
+    independent exact draws, :math:`\sqrt{\bar h / m}`, as a black dashed
+    line up to the pooled size ``n_chains * n_draws``; the KSD of the target's
+    exact draws, when ``result`` has them, in grey; and the KSD of all chains
+    pooled as a black star at ``m = n_chains * n_draws``. A chain that mixes
+    runs parallel to the dashed line (slope -1/2); one that levels off has not
+    reached the target, or misses part of it.
+
+    Parameters
+    ----------
+    result : KSDDiagnosticResult
+        What :func:`ksdnumba.ksd_diagnostic` returns.
+    ax : matplotlib.axes.Axes or None
+        Where to draw; None draws on the current axes.
+    reference : bool
+        Draw the independent draws' rate.
+    exact : bool
+        Draw the exact draws' curve (when ``result.exact_ksd`` is not None).
+    pooled : bool
+        Mark the pooled KSD.
+    legend : bool
+        Add a legend.
+    linewidth : float
+        Width of the chains' lines.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+
+    Raises
+    ------
+    TypeError
+        If ``result`` is not a result of :func:`ksdnumba.ksd_diagnostic`.
+    ImportError
+        If matplotlib is not installed.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> import numpy as np
+    >>> from ksdnumba.diagnostics import ksd_diagnostic
+    >>> from ksdnumba.plotting import plot_ksd_curve
+    >>> x = np.random.default_rng(0).normal(size=(2, 400, 2))
+    >>> fig, ax = plt.subplots()
+    >>> ax = plot_ksd_curve(ksd_diagnostic(x, -x), ax=ax)
+    >>> len(ax.lines), ax.get_xscale(), ax.get_yscale()  # 2 chains, reference, pooled
+    (4, 'log', 'log')
+    >>> plt.close(fig)
+    """
+    needed = ("m", "ksd", "reference", "reference_pooled", "pooled_ksd", "n_chains", "n_draws")
+    if not isinstance(result, dict) or any(key not in result for key in needed):
+        raise TypeError(
+            "result must be what ksdnumba.ksd_diagnostic returns (a KSDDiagnosticResult), "
+            f"got {type(result).__name__}"
+        )
+    ax = _axes(ax)
+    m = np.asarray(result["m"])
+    total = result["n_chains"] * result["n_draws"]
+    for c, curve in enumerate(np.asarray(result["ksd"])):
+        ax.plot(m, curve, linewidth=linewidth, label=f"chain {c}")
+    if reference:
+        ax.plot(
+            np.append(m, total),
+            np.append(result["reference"], result["reference_pooled"]),
+            color="black",
+            linestyle="--",
+            linewidth=1.0,
+            label=r"independent draws, $\propto m^{-1/2}$",
+        )
+    if exact and result.get("exact_ksd") is not None:
+        ax.plot(
+            np.append(m, total),
+            np.append(result["exact_ksd"], result["exact_pooled_ksd"]),
+            color="0.55",
+            linewidth=1.0,
+            label="exact draws",
+        )
+    if pooled:
+        ax.plot(
+            [total],
+            [result["pooled_ksd"]],
+            linestyle="none",
+            marker="*",
+            markersize=11,
+            color="black",
+            label="all chains pooled",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("number of draws $m$")
+    ax.set_ylabel("KSD of the first $m$ draws")
+    if legend:
+        ax.legend(fontsize="small")
     return ax
