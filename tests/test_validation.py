@@ -408,6 +408,9 @@ POSITIONAL = {
     "SweepResult": ("rows",),
     "chain_draw_indices": ("indices", "trace"),
     "thinned_trace": ("trace", "indices"),
+    "ksd_curve": ("sample", "scores"),
+    "ksd_diagnostic": ("draws", "scores_or_target"),
+    "plot_ksd_curve": ("result",),
 }
 
 
