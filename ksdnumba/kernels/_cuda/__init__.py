@@ -75,6 +75,12 @@ if not _simulating():
     _compat._import_with_row_stack()
 
 from .._host import linear_stein_diagonal, linear_stein_sums, linear_stein_total  # noqa: E402
+from ._matrix import Layout as stein_layout  # noqa: E402
+from ._matrix import columns as stein_columns  # noqa: E402
+from ._matrix import dense as stein_dense  # noqa: E402
+from ._matrix import diagonal as stein_diagonal  # noqa: E402
+from ._matrix import products as stein_products  # noqa: E402
+from ._matrix import quadratic_forms as stein_forms  # noqa: E402
 from ._sums import (  # noqa: E402
     gaussian_kernel_sums,
     gaussian_stein_sums,
@@ -83,15 +89,23 @@ from ._sums import (  # noqa: E402
     imq_stein_sums,
     imq_stein_total,
 )
+from ._values import greedy_thinning  # noqa: E402
 
 __all__ = [
     "gaussian_kernel_sums",
     "gaussian_stein_sums",
     "gaussian_stein_total",
     "gaussian_svgd_direction",
+    "greedy_thinning",
     "imq_stein_sums",
     "imq_stein_total",
     "linear_stein_diagonal",
     "linear_stein_sums",
     "linear_stein_total",
+    "stein_columns",
+    "stein_dense",
+    "stein_diagonal",
+    "stein_forms",
+    "stein_layout",
+    "stein_products",
 ]
