@@ -76,10 +76,13 @@ def _machine():
     import numba
     from numba import cuda
 
-    info = {"python": platform.python_version(), "numpy": np.__version__,
-            "numba": numba.__version__,
-            "numba_cuda": getattr(cuda, "implementation", "?"),
-            "simulator": bool(numba.config.ENABLE_CUDASIM)}
+    info = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "numba": numba.__version__,
+        "numba_cuda": getattr(cuda, "implementation", "?"),
+        "simulator": bool(numba.config.ENABLE_CUDASIM),
+    }
     try:
         device = cuda.get_current_device()
         name = device.name
@@ -95,10 +98,14 @@ def _sums(kernel):
     from ksdnumba.kernels import _cpu, _cuda
 
     if kernel == "gaussian":
-        return (lambda x, s: _cuda.gaussian_stein_sums(x, s, BW),
-                lambda x, s: _cpu.gaussian_stein_sums(x, s, BW))
-    return (lambda x, s: _cuda.imq_stein_sums(x, s, BW, 0.5),
-            lambda x, s: _cpu.imq_stein_sums(x, s, BW, 0.5))
+        return (
+            lambda x, s: _cuda.gaussian_stein_sums(x, s, BW),
+            lambda x, s: _cpu.gaussian_stein_sums(x, s, BW),
+        )
+    return (
+        lambda x, s: _cuda.imq_stein_sums(x, s, BW, 0.5),
+        lambda x, s: _cpu.imq_stein_sums(x, s, BW, 0.5),
+    )
 
 
 def check(n, kernels):
@@ -112,15 +119,29 @@ def check(n, kernels):
             want = cpu(x, s)
             got = gpu(x, s)
             errors = [abs(got[0] - want[0]) / abs(want[0])]
-            errors += [float(np.abs(g - w).max() / np.abs(w).max())
-                       for g, w in zip(got[1:], want[1:], strict=True)]
+            errors += [
+                float(np.abs(g - w).max() / np.abs(w).max())
+                for g, w in zip(got[1:], want[1:], strict=True)
+            ]
             bound = 1e-10 if dtype == np.float64 else 1e-4
-            rows.append({"kernel": kernel, "dtype": np.dtype(dtype).name, "n": n,
-                         "value": errors[0], "gx": errors[1], "gs": errors[2],
-                         "ok": max(errors) < bound, "bound": bound})
-            print(f"{kernel:>8} {np.dtype(dtype).name:>7} n={n:<8} value {errors[0]:.1e} "
-                  f"gx {errors[1]:.1e} gs {errors[2]:.1e}  "
-                  f"{'ok' if rows[-1]['ok'] else 'FAIL'} (< {bound:g})", flush=True)
+            rows.append(
+                {
+                    "kernel": kernel,
+                    "dtype": np.dtype(dtype).name,
+                    "n": n,
+                    "value": errors[0],
+                    "gx": errors[1],
+                    "gs": errors[2],
+                    "ok": max(errors) < bound,
+                    "bound": bound,
+                }
+            )
+            print(
+                f"{kernel:>8} {np.dtype(dtype).name:>7} n={n:<8} value {errors[0]:.1e} "
+                f"gx {errors[1]:.1e} gs {errors[2]:.1e}  "
+                f"{'ok' if rows[-1]['ok'] else 'FAIL'} (< {bound:g})",
+                flush=True,
+            )
     return rows
 
 
@@ -128,8 +149,11 @@ def time_kernels(sizes, dims, dtypes, kernels, max_seconds):
     import ksdnumba as kn
 
     rows = []
-    print(f"{'kernel':>8} {'d':>3} {'dtype':>7} {'n':>9} {'sums s':>9} {'Tpairs/s':>9} "
-          f"{'objective s':>11} {'Tpairs/s':>9}", flush=True)
+    print(
+        f"{'kernel':>8} {'d':>3} {'dtype':>7} {'n':>9} {'sums s':>9} {'Tpairs/s':>9} "
+        f"{'objective s':>11} {'Tpairs/s':>9}",
+        flush=True,
+    )
     for kernel in kernels:
         gpu, _ = _sums(kernel)
         for d in dims:
@@ -144,11 +168,20 @@ def time_kernels(sizes, dims, dtypes, kernels, max_seconds):
                     if previous is not None:
                         estimate = previous[1] * (n / previous[0]) ** 2
                         if estimate > max_seconds:
-                            print(f"{kernel:>8} {d:>3} {name:>7} {n:>9} skipped (about "
-                                  f"{estimate:.0f} s per evaluation > --max-seconds)",
-                                  flush=True)
-                            rows.append({"kernel": kernel, "d": d, "dtype": name, "n": n,
-                                         "skipped_estimate_s": estimate})
+                            print(
+                                f"{kernel:>8} {d:>3} {name:>7} {n:>9} skipped (about "
+                                f"{estimate:.0f} s per evaluation > --max-seconds)",
+                                flush=True,
+                            )
+                            rows.append(
+                                {
+                                    "kernel": kernel,
+                                    "d": d,
+                                    "dtype": name,
+                                    "n": n,
+                                    "skipped_estimate_s": estimate,
+                                }
+                            )
                             continue
                     target, x = _problem(n, d, dtype)
                     s = target.score(x).astype(dtype)
@@ -158,17 +191,29 @@ def time_kernels(sizes, dims, dtypes, kernels, max_seconds):
                     t_sums = _median_time(lambda x=x, s=s: gpu(x, s), _repeats(first))
                     t_obj = _median_time(
                         lambda x=x, target=target: kn.ksd_and_grad(
-                            x, target, kernel=kernel, bw=BW, backend="cuda"),
-                        _repeats(first))
+                            x, target, kernel=kernel, bw=BW, backend="cuda"
+                        ),
+                        _repeats(first),
+                    )
                     previous = (n, t_sums)
-                    row = {"kernel": kernel, "d": d, "dtype": name, "n": n,
-                           "sums_s": t_sums, "sums_tpairs_s": n * n / t_sums / 1e12,
-                           "objective_s": t_obj, "objective_tpairs_s": n * n / t_obj / 1e12,
-                           "compile_s": compile_s}
+                    row = {
+                        "kernel": kernel,
+                        "d": d,
+                        "dtype": name,
+                        "n": n,
+                        "sums_s": t_sums,
+                        "sums_tpairs_s": n * n / t_sums / 1e12,
+                        "objective_s": t_obj,
+                        "objective_tpairs_s": n * n / t_obj / 1e12,
+                        "compile_s": compile_s,
+                    }
                     rows.append(row)
-                    print(f"{kernel:>8} {d:>3} {name:>7} {n:>9} {t_sums:>9.4f} "
-                          f"{row['sums_tpairs_s']:>9.3f} {t_obj:>11.4f} "
-                          f"{row['objective_tpairs_s']:>9.3f}", flush=True)
+                    print(
+                        f"{kernel:>8} {d:>3} {name:>7} {n:>9} {t_sums:>9.4f} "
+                        f"{row['sums_tpairs_s']:>9.3f} {t_obj:>11.4f} "
+                        f"{row['objective_tpairs_s']:>9.3f}",
+                        flush=True,
+                    )
     return rows
 
 
@@ -183,6 +228,7 @@ def crossover(sizes):
         target, x = _problem(n, 2, np.float64, seed=3)
         times = {}
         for backend in ("cpu", "cuda"):
+
             def call(x=x, target=target, backend=backend):
                 return kn.ksd_and_grad(x, target, bw=BW, backend=backend)
 
@@ -192,16 +238,24 @@ def crossover(sizes):
             first = time.perf_counter() - first
             times[backend] = _median_time(call, 21 if first < 0.01 else 5)
         rows.append({"n": n, "cpu_s": times["cpu"], "cuda_s": times["cuda"]})
-        print(f"{n:>7} {times['cpu'] * 1e3:>9.3f} {times['cuda'] * 1e3:>9.3f} "
-              f"{times['cpu'] / times['cuda']:>9.2f}", flush=True)
+        print(
+            f"{n:>7} {times['cpu'] * 1e3:>9.3f} {times['cuda'] * 1e3:>9.3f} "
+            f"{times['cpu'] / times['cuda']:>9.2f}",
+            flush=True,
+        )
     wins = [row["cpu_s"] > row["cuda_s"] for row in rows]
     # The smallest n from which the GPU wins at every size tried.
     first_win = next((row["n"] for k, row in enumerate(rows) if all(wins[k:])), None)
     current = _backend.AUTO_CUDA_MIN_PAIRS
-    found = (f"the GPU is faster from n = {first_win} on" if first_win else
-             "the GPU is not faster from any size tried on")
-    print(f"{found}; backend='auto' goes to it from {current} pairs "
-          f"(n = {math.isqrt(current)})", flush=True)
+    found = (
+        f"the GPU is faster from n = {first_win} on"
+        if first_win
+        else "the GPU is not faster from any size tried on"
+    )
+    print(
+        f"{found}; backend='auto' goes to it from {current} pairs (n = {math.isqrt(current)})",
+        flush=True,
+    )
     return {"rows": rows, "cuda_faster_from_n": first_win, "auto_cuda_min_pairs": current}
 
 
@@ -212,15 +266,25 @@ def lbfgs(n, max_iter):
     x0 = x0 * 2.0 + 1.0
     kn.ksdd_lbfgs(x0[:256], target, bw=BW, max_iter=2, backend="cuda", dtype=np.float32)
     start = time.perf_counter()
-    res = kn.ksdd_lbfgs(x0, target, bw=BW, max_iter=max_iter, backend="cuda",
-                        dtype=np.float32)
+    res = kn.ksdd_lbfgs(x0, target, bw=BW, max_iter=max_iter, backend="cuda", dtype=np.float32)
     seconds = time.perf_counter() - start
-    row = {"n": n, "max_iter": max_iter, "seconds": seconds, "nit": int(res.nit),
-           "nfev": int(res.nfev), "fun0": float(res.history[0]), "fun": float(res.fun),
-           "status": int(res.status), "message": str(res.message)}
-    print(f"ksdd_lbfgs backend='cuda' float32 n={n}: {seconds:.2f} s, {row['nit']} iterations, "
-          f"{row['nfev']} evaluations ({seconds / max(row['nfev'], 1) * 1e3:.1f} ms each), "
-          f"KSD^2 {row['fun0']:.3e} -> {row['fun']:.3e}; {row['message']}", flush=True)
+    row = {
+        "n": n,
+        "max_iter": max_iter,
+        "seconds": seconds,
+        "nit": int(res.nit),
+        "nfev": int(res.nfev),
+        "fun0": float(res.history[0]),
+        "fun": float(res.fun),
+        "status": int(res.status),
+        "message": str(res.message),
+    }
+    print(
+        f"ksdd_lbfgs backend='cuda' float32 n={n}: {seconds:.2f} s, {row['nit']} iterations, "
+        f"{row['nfev']} evaluations ({seconds / max(row['nfev'], 1) * 1e3:.1f} ms each), "
+        f"KSD^2 {row['fun0']:.3e} -> {row['fun']:.3e}; {row['message']}",
+        flush=True,
+    )
     return row
 
 
@@ -264,8 +328,10 @@ def time_torch(sizes, dims, max_seconds, device_name):
                 row = {"d": d, "dtype": dtype_name, "n": n}
                 if previous is not None and previous[1] * (n / previous[0]) ** 2 > max_seconds:
                     row["skipped_estimate_s"] = previous[1] * (n / previous[0]) ** 2
-                    print(f"  d={d} {dtype_name} n={n}: skipped (estimated "
-                          f"{row['skipped_estimate_s']:.0f} s)")
+                    print(
+                        f"  d={d} {dtype_name} n={n}: skipped (estimated "
+                        f"{row['skipped_estimate_s']:.0f} s)"
+                    )
                     rows.append(row)
                     continue
                 _, x = _problem(n, d, np.float64)
@@ -287,8 +353,10 @@ def time_torch(sizes, dims, max_seconds, device_name):
                     break
                 previous = (n, t)
                 row.update(seconds=t, tpairs_s=n * n / t / 1e12)
-                print(f"  d={d} {dtype_name} n={n}: {t:.4f} s, {row['tpairs_s']:.4f} Tpairs/s",
-                      flush=True)
+                print(
+                    f"  d={d} {dtype_name} n={n}: {t:.4f} s, {row['tpairs_s']:.4f} Tpairs/s",
+                    flush=True,
+                )
                 rows.append(row)
     return rows
 
@@ -299,11 +367,14 @@ def main(argv=None):
     parser.add_argument("--dims", type=_ints, default=[2, 10])
     parser.add_argument("--dtypes", default="float32,float64")
     parser.add_argument("--kernels", default="gaussian,imq")
-    parser.add_argument("--max-seconds", type=float, default=20.0,
-                        help="skip a size whose evaluation would take longer (extrapolated)")
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=20.0,
+        help="skip a size whose evaluation would take longer (extrapolated)",
+    )
     parser.add_argument("--check-n", type=int, default=10**4)
-    parser.add_argument("--crossover-sizes", type=_ints,
-                        default=[128, 256, 512, 1024, 2048, 4096])
+    parser.add_argument("--crossover-sizes", type=_ints, default=[128, 256, 512, 1024, 2048, 4096])
     parser.add_argument("--lbfgs-n", type=int, default=10**5)
     parser.add_argument("--lbfgs-iter", type=int, default=100)
     parser.add_argument("--torch-sizes", type=_ints, default=[10**3, 10**4, 3 * 10**4, 10**5])
@@ -325,9 +396,11 @@ def main(argv=None):
     print("\n# lbfgs", flush=True)
     report["lbfgs"] = lbfgs(args.lbfgs_n, args.lbfgs_iter)
     print("\n# torch", flush=True)
-    report["torch"] = ({"skipped": "--no-torch"} if args.no_torch else
-                       time_torch(args.torch_sizes, args.dims, args.max_seconds,
-                                  args.torch_device))
+    report["torch"] = (
+        {"skipped": "--no-torch"}
+        if args.no_torch
+        else time_torch(args.torch_sizes, args.dims, args.max_seconds, args.torch_device)
+    )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

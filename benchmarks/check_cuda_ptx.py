@@ -87,8 +87,25 @@ _PREDICATE = re.compile(r"^@!?U?P[0-9T]\s+")
 _PIPES = {
     "fp32": (("FADD", "FMUL", "FFMA", "FMNMX"), 1),
     "fp64": (("DADD", "DMUL", "DFMA", "DSETP", "DMNMX"), 2),
-    "int": (("IMAD", "IADD3", "VIADD", "ISETP", "LOP3", "SHF", "LEA", "IABS", "IMNMX",
-             "SEL", "FSEL", "FSETP", "PRMT", "MOV"), 2),
+    "int": (
+        (
+            "IMAD",
+            "IADD3",
+            "VIADD",
+            "ISETP",
+            "LOP3",
+            "SHF",
+            "LEA",
+            "IABS",
+            "IMNMX",
+            "SEL",
+            "FSEL",
+            "FSETP",
+            "PRMT",
+            "MOV",
+        ),
+        2,
+    ),
     "mufu": (("MUFU",), 8),
     "lds": (("LDS",), 4),
 }
@@ -177,10 +194,15 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cc", default="9.0", help="compute capability, e.g. 9.0")
     parser.add_argument("--dims", default="1,2,3,10,50")
-    parser.add_argument("--sms", type=int, default=132,
-                        help="streaming multiprocessors of the modelled GPU (H100/H200 SXM: 132)")
-    parser.add_argument("--clock-ghz", type=float, default=1.98,
-                        help="its boost clock (H100/H200 SXM: 1.98 GHz)")
+    parser.add_argument(
+        "--sms",
+        type=int,
+        default=132,
+        help="streaming multiprocessors of the modelled GPU (H100/H200 SXM: 132)",
+    )
+    parser.add_argument(
+        "--clock-ghz", type=float, default=1.98, help="its boost clock (H100/H200 SXM: 1.98 GHz)"
+    )
     parser.add_argument("--json", help="also write the table to this file as JSON")
     args = parser.parse_args(argv)
     cc = tuple(int(v) for v in args.cc.split("."))
@@ -202,9 +224,11 @@ def main(argv=None):
     f64_math = re.compile(r"\b(mul|fma|div|sqrt|rcp|ex2|lg2)\.[a-z.]*f64\b")
     failures = []
     ptxas_errors = []
-    print(f"{'kernel':>9} {'dtype':>7} {'d':>3} {'tile':>4} {'registers':>9} {'spilled B':>9} "
-          f"{'f64 ops':>7} {'f64 mul/fma/...':>15} {'instr/pair':>10} {'bound':>5} "
-          f"{'Tpairs/s':>8}")
+    print(
+        f"{'kernel':>9} {'dtype':>7} {'d':>3} {'tile':>4} {'registers':>9} {'spilled B':>9} "
+        f"{'f64 ops':>7} {'f64 mul/fma/...':>15} {'instr/pair':>10} {'bound':>5} "
+        f"{'Tpairs/s':>8}"
+    )
     no_sass = False
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -217,18 +241,33 @@ def main(argv=None):
                     else:
                         tile = _cuda._tile_for(2 * d, dtype)
                         kernel = _cuda._stein_kernel(kind, d, dtype, tile, True)
-                    ptx, _ = cuda.compile_ptx(kernel.py_func, _signature(kind, d, dtype), cc=cc,
-                                              fastmath=dtype == np.float32)
+                    ptx, _ = cuda.compile_ptx(
+                        kernel.py_func,
+                        _signature(kind, d, dtype),
+                        cc=cc,
+                        fastmath=dtype == np.float32,
+                    )
                     path = os.path.join(tmp, "kernel.ptx")
                     with open(path, "w") as f:
                         f.write(ptx)
-                    proc = subprocess.run([ptxas, f"-arch={arch}", "-v", path, "-o",
-                                           os.path.join(tmp, "kernel.cubin")],
-                                          capture_output=True, text=True)
+                    proc = subprocess.run(
+                        [
+                            ptxas,
+                            f"-arch={arch}",
+                            "-v",
+                            path,
+                            "-o",
+                            os.path.join(tmp, "kernel.cubin"),
+                        ],
+                        capture_output=True,
+                        text=True,
+                    )
                     if proc.returncode:  # e.g. a ptxas older than the PTX that NVVM wrote
                         if not ptxas_errors:
-                            print(f"ptxas failed, registers not reported: "
-                                  f"{proc.stderr.strip().splitlines()[0]}")
+                            print(
+                                f"ptxas failed, registers not reported: "
+                                f"{proc.stderr.strip().splitlines()[0]}"
+                            )
                         ptxas_errors.append(kind)
                         registers = spilled = "-"
                         sass = None
@@ -248,22 +287,35 @@ def main(argv=None):
                     f64_ops = len(re.findall(r"\.f64\b", ptx))
                     bad = len(f64_math.findall(ptx))
                     name = np.dtype(dtype).name
-                    print(f"{kind:>9} {name:>7} {d:>3} {tile:>4} {registers:>9} {spilled:>9} "
-                          f"{f64_ops:>7} {bad if dtype == np.float32 else '-':>15} {modelled}",
-                          flush=True)
+                    print(
+                        f"{kind:>9} {name:>7} {d:>3} {tile:>4} {registers:>9} {spilled:>9} "
+                        f"{f64_ops:>7} {bad if dtype == np.float32 else '-':>15} {modelled}",
+                        flush=True,
+                    )
                     if dtype == np.float32 and bad:
                         failures.append((kind, name, d, bad))
-                    rows.append({"kernel": kind, "dtype": name, "d": d, "tile": tile,
-                                 "registers": None if registers == "-" else registers,
-                                 "spilled_bytes": None if spilled == "-" else spilled,
-                                 "f64_ops": f64_ops,
-                                 "f64_mul_fma_etc": bad if dtype == np.float32 else None,
-                                 "instructions_per_pair": per_pair, "bound_by": limit,
-                                 "bound_tpairs_per_s": rate})
+                    rows.append(
+                        {
+                            "kernel": kind,
+                            "dtype": name,
+                            "d": d,
+                            "tile": tile,
+                            "registers": None if registers == "-" else registers,
+                            "spilled_bytes": None if spilled == "-" else spilled,
+                            "f64_ops": f64_ops,
+                            "f64_mul_fma_etc": bad if dtype == np.float32 else None,
+                            "instructions_per_pair": per_pair,
+                            "bound_by": limit,
+                            "bound_tpairs_per_s": rate,
+                        }
+                    )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"cc": args.cc, "sms": args.sms, "clock_ghz": args.clock_ghz,
-                       "rows": rows}, f, indent=1)
+            json.dump(
+                {"cc": args.cc, "sms": args.sms, "clock_ghz": args.clock_ghz, "rows": rows},
+                f,
+                indent=1,
+            )
     if no_sass:
         print("cuobjdump (with nvdisasm) not found or failed: no SASS, no pair-loop model")
     if failures:
