@@ -126,3 +126,32 @@ def test_a_loop_with_a_barrier_is_not_a_pair_loop():
         "EXIT",
     ]
     assert check._pair_loop(_sass(lines), "gaussian", np.float32) is None
+
+
+def test_every_kernel_has_a_signature_of_its_arity():
+    """The argument types the script compiles with match the kernels' parameters.
+
+    Built in numba's CUDA simulator here (tests/conftest.py): the kernels are the
+    package's own Python functions, so their parameters are those compiled on a GPU.
+    """
+    import inspect
+
+    from numba import config
+
+    if not config.ENABLE_CUDASIM:
+        pytest.skip("builds the kernels in the simulator")
+    names = set()
+    for group, name, _, dtype, d, _, kernel, signature in check._kernels(
+        ["sums", "matrix", "thinning"], [1, 3]
+    ):
+        names.add((group, name.split(":")[-1].split(" ")[0]))
+        params = inspect.signature(kernel.py_func).parameters
+        assert len(signature) == len(params), (name, dtype, d)
+    assert {"sums", "matrix", "thinning"} == {group for group, _ in names}
+    assert {
+        ("matrix", "HW"),
+        ("matrix", "forms"),
+        ("matrix", "entries"),
+        ("thinning", "step"),
+        ("sums", "cross"),
+    } <= names

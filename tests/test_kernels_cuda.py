@@ -333,12 +333,15 @@ def test_gpu_benchmark_runs_at_toy_sizes(tmp_path):
     out = tmp_path / "gpu.json"
     args = (
         "--sizes 8,12 --dims 2 --kernels gaussian --check-n 9 --lbfgs-n 8 --lbfgs-iter 1 "
-        "--crossover-sizes 6,9 --no-torch"
+        "--crossover-sizes 6,9 --matrix-sizes 9 --matrix-dims 2 --matrix-columns 1,5 --no-torch"
     )
     code = bench.main([*args.split(), "--json", str(out)])
     report = json.loads(out.read_text())
     assert code == 0 and all(row["ok"] for row in report["check"])
     assert [row["n"] for row in report["kernels"]] == [8, 12, 8, 12]
+    rows = [(row["dtype"], row["B"]) for row in report["matrix"]]
+    assert rows == [("float32", 1), ("float32", 5), ("float64", 1), ("float64", 5)]
+    assert all(row["ok"] and row["cuda_s"] > 0 and row["cpu_s"] > 0 for row in report["matrix"])
     assert report["lbfgs"]["nit"] == 1
     assert [row["n"] for row in report["crossover"]["rows"]] == [6, 9]
     assert all(row["cpu_s"] > 0 and row["cuda_s"] > 0 for row in report["crossover"]["rows"])
