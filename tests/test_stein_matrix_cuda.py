@@ -296,6 +296,8 @@ def test_tile_shapes_fit_shared_memory():
             for B, K in ((1, 1), (4, 1), (5, 1), (256, 1), (64, 8)):
                 rows, cols, partners, per_thread = _matrix.tile_shape(B, K, d, dtype)
                 assert (cols == 1) == (K == 1 and B <= _launch.ROW_MODE_MAX_COLUMNS)
+                if cols > 1:  # K running sums per column and thread, as few as the columns
+                    assert K * per_thread <= max(_launch.COLUMNS_PER_THREAD, K)
                 row = _launch.row_width(2 * d, dtype) * itemsize
                 extra = per_thread * cols + (0 if cols == 1 else rows)
                 padding = 0 if cols == 1 else rows * itemsize

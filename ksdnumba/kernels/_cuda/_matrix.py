@@ -116,7 +116,9 @@ def tile_shape(B, K, d, dtype):
         per_partner = per_thread * itemsize
     else:
         rows, cols = _launch.MATRIX_ROWS, _launch.MATRIX_COLS
-        per_thread = max(1, min(_launch.COLUMNS_PER_THREAD, -(-B // cols)))
+        # K metrics keep K running sums per column: fewer columns each, so that
+        # the K * per_thread sums stay in registers
+        per_thread = max(1, min(_launch.COLUMNS_PER_THREAD // K, -(-B // cols)))
         largest = _launch.MATRIX_PARTNERS
         per_partner = (cols * per_thread + rows) * itemsize  # W's values, then the entries
     # the forms' row reduction, and the entries' padding column (shared mode)
