@@ -329,9 +329,9 @@ def ksdagg(
     Examples
     --------
     >>> import numpy as np
-    >>> import ksdnumba as kn
+    >>> from ksdnumba.gof import ksdagg
     >>> x = np.random.default_rng(0).standard_t(5, size=(300, 1))
-    >>> res = kn.ksdagg(x, lambda z: -z, n_bandwidths=4, n_resamples=(200, 200))
+    >>> res = ksdagg(x, lambda z: -z, n_bandwidths=4, n_resamples=(200, 200))
     >>> res.bw.shape, res.statistic.shape
     ((4,), (4,))
     >>> bool(res.reject) == bool(np.any(res.pvalue <= res.threshold))

@@ -180,10 +180,11 @@ def relative_ksd_test(
     >>> x = np.random.default_rng(0).normal(0.5, 1.0, size=(400, 1))
     >>> p = kn.Gaussian(np.zeros(1), 1.0)
     >>> q = kn.Gaussian(np.full(1, 0.4), 1.0)
-    >>> res = kn.relative_ksd_test(x, p, q)
+    >>> from ksdnumba.gof import relative_ksd_test
+    >>> res = relative_ksd_test(x, p, q)
     >>> bool(res.reject), bool(res.ksd2_p > res.ksd2_q)
     (True, True)
-    >>> bool(kn.relative_ksd_test(x, q, p).reject)
+    >>> bool(relative_ksd_test(x, q, p).reject)
     False
     """
     from scipy import stats  # here, to keep the import light

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ksdnumba import _ksdagg
-from ksdnumba._ksdagg import ksdagg
 from ksdnumba._validation import EvaluationError
+from ksdnumba.gof import ksdagg
 from ksdnumba.kernels import _reference as ref
 
 RTOL = 1e-10

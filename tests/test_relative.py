@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import ksdnumba as kn
-from ksdnumba._relative import relative_ksd_test
 from ksdnumba._validation import EvaluationError
+from ksdnumba.gof import relative_ksd_test
 from ksdnumba.kernels import _reference as ref
 
 RTOL = 1e-10
