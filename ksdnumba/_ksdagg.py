@@ -46,7 +46,9 @@ class KSDAggResult(Result):
     reject : bool
         The aggregated test's decision: True when one of the single tests
         rejects, ``pvalue[k] <= threshold[k]`` for some bandwidth ``k``
-        (equivalently ``statistic[k] > quantile[k]``).
+        (equivalently ``statistic[k] > quantile[k]``, but for rounding where
+        ``(B1 + 1)(1 - u w_k)`` is within rounding of an integer: the p-values
+        decide, as in ksdagg).
     bw : ndarray of shape (n_bandwidths,)
         The bandwidths, squared length scales as everywhere in the package:
         ``bw = lambda**2`` for ksdagg's length scale ``lambda``.
