@@ -3,9 +3,9 @@
 # commit cc09450d24db9739a63daa24c81a73473b12e75b, by Antonin Schrab, under the MIT
 # licence reproduced below. The package cannot be installed without JAX (its __init__
 # imports ksdagg.jax), so the test suite carries its NumPy file to compare kn.ksdagg
-# against it. The one change: the ">>>"
-# prompts of the docstring's example are written "> " (its output is abbreviated, and
-# pytest's --doctest-modules would run it). The code is as published.
+# against it. The one change: the ">>>" prompts of the docstring's example are written
+# "> " (its output is abbreviated, and pytest's --doctest-modules would run it). The
+# code is as published.
 #
 # # MIT License
 #
