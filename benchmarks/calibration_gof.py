@@ -133,7 +133,7 @@ def _power_point(make, reps, draws, seed):
     return _rate(agg), _rate(single)
 
 
-def power(reps, draws, t_sizes, sigmas, rbm_n, sweeps):
+def power(reps, draws, t_sizes, sigmas, rbm_n, sweeps, save=lambda rows: None):
     rows = []
     scale = np.sqrt(3.0 / 5.0)  # t(5) has variance 5/3
     for n in t_sizes:
@@ -149,6 +149,7 @@ def power(reps, draws, t_sizes, sigmas, rbm_n, sweeps):
         )
         _line(f"power, KSDAgg, t(5) vs N(0, 1), n = {n}", agg, t)
         _line(f"power, ksd_test (median bw), t(5) vs N(0, 1), n = {n}", single, t)
+        save(rows)
     model = rbm_model()
     for sigma in sigmas:
         start = time.perf_counter()
@@ -170,6 +171,7 @@ def power(reps, draws, t_sizes, sigmas, rbm_n, sweeps):
         )
         _line(f"power, KSDAgg, RBM sigma = {sigma}, n = {rbm_n}", agg, t)
         _line(f"power, ksd_test (median bw), RBM sigma = {sigma}, n = {rbm_n}", single, t)
+        save(rows)
     return rows
 
 
@@ -178,6 +180,9 @@ def main(argv=None):
     parser.add_argument("--level-reps", type=int, default=200)
     parser.add_argument("--power-reps", type=int, default=40)
     parser.add_argument("--smoke", action="store_true")
+    parser.add_argument("--parts", default="level,t,rbm", help="which of level, t, rbm to run")
+    parser.add_argument("--sigmas", default="0,0.01,0.02,0.04", help="RBM perturbations")
+    parser.add_argument("--sweeps", type=int, default=2000, help="Gibbs sweeps per RBM sample")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -192,23 +197,35 @@ def main(argv=None):
         "command": " ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])),
     }
     draws = (200, 200) if smoke else (2000, 2000)
-    report["level"] = level(4 if smoke else args.level_reps, 100 if smoke else 500, draws)
+    parts = args.parts.split(",")
+
+    def save():
+        report["load_after"] = os.getloadavg()
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            with open(args.json, "w") as f:
+                json.dump(
+                    report,
+                    f,
+                    indent=1,
+                    default=lambda v: v.item() if hasattr(v, "item") else str(v),
+                )
+
+    if "level" in parts:
+        report["level"] = level(4 if smoke else args.level_reps, 100 if smoke else 500, draws)
+        save()
+    sigmas = [0.0, 0.06] if smoke else [float(v) for v in args.sigmas.split(",")]
     report["power"] = power(
         3 if smoke else args.power_reps,
         draws,
-        [50] if smoke else [100, 200, 400],
-        [0.0, 0.06] if smoke else [0.0, 0.01, 0.02, 0.04],
+        ([50] if smoke else [100, 200, 400]) if "t" in parts else [],
+        sigmas if "rbm" in parts else [],
         60 if smoke else 500,
-        20 if smoke else 2000,
+        20 if smoke else args.sweeps,
+        save=lambda rows: (report.__setitem__("power", rows), save()),
     )
-    report["load_after"] = os.getloadavg()
+    save()
     print(f"load average before {report['load_before']}, after {report['load_after']}")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(
-                report, f, indent=1, default=lambda v: v.item() if hasattr(v, "item") else str(v)
-            )
     return 0
 
 
