@@ -406,6 +406,9 @@ POSITIONAL = {
     "plot_particles": ("x",),
     "plot_convergence": ("times", "values"),
     "SweepResult": ("rows",),
+    "ksdagg": ("x", "target_or_scores"),
+    "relative_ksd_test": ("x", "p", "q"),
+    "stein_thinning_gf": ("sample", "log_p", "log_q", "gradient_q", "m"),
     "chain_draw_indices": ("indices", "trace"),
     "thinned_trace": ("trace", "indices"),
 }
