@@ -81,8 +81,12 @@ def _run(which, n, d, m, out):
     if which == "theirs":
         env["OPENBLAS_NUM_THREADS"] = "1"
     proc = subprocess.run(
-        [sys.executable, os.path.abspath(__file__), "--worker", which, str(n), str(d), str(m),
-         out], capture_output=True, text=True, env=env, timeout=3600)
+        [sys.executable, os.path.abspath(__file__), "--worker", which, str(n), str(d), str(m), out],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=3600,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{which} {n} {d} {m} failed:\n{proc.stdout}\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -97,36 +101,55 @@ def bench_thinning(sizes, their_budget, tmp):
     rows = []
     spent = 0.0
     rate = None  # stein-thinning's seconds per n m d^2, from the largest run so far
-    print(f"{'n':>7} {'d':>3} {'m':>5} {'ours s':>9} {'ours RSS':>9} {'theirs s':>9} "
-          f"{'theirs RSS':>10} {'speed-up':>8} {'same':>5}", flush=True)
+    print(
+        f"{'n':>7} {'d':>3} {'m':>5} {'ours s':>9} {'ours RSS':>9} {'theirs s':>9} "
+        f"{'theirs RSS':>10} {'speed-up':>8} {'same':>5}",
+        flush=True,
+    )
     for n, d, m in sizes:
         ours = _run("ours", n, d, m, os.path.join(tmp, "ours.npy"))
-        row = {"n": n, "d": d, "m": m, "ours_seconds": ours["seconds"],
-               "ours_peak_rss_mib": ours["peak_rss_mib"]}
+        row = {
+            "n": n,
+            "d": d,
+            "m": m,
+            "ours_seconds": ours["seconds"],
+            "ours_peak_rss_mib": ours["peak_rss_mib"],
+        }
         cost = n * m * d * d
         predicted = None if rate is None else rate * cost
         if not have_theirs:
             row["theirs"] = "not installed"
         elif predicted is not None and spent + predicted > their_budget:
-            row["theirs"] = f"skipped (predicted {predicted:.0f} s, budget left " \
-                            f"{their_budget - spent:.0f} s)"
+            row["theirs"] = (
+                f"skipped (predicted {predicted:.0f} s, budget left {their_budget - spent:.0f} s)"
+            )
         else:
             theirs = _run("theirs", n, d, m, os.path.join(tmp, "theirs.npy"))
             spent += theirs["seconds"]
             rate = theirs["seconds"] / cost
-            same = bool(np.array_equal(np.load(os.path.join(tmp, "ours.npy")),
-                                       np.load(os.path.join(tmp, "theirs.npy"))))
-            row.update(theirs_seconds=theirs["seconds"],
-                       theirs_peak_rss_mib=theirs["peak_rss_mib"], same_indices=same,
-                       speedup=theirs["seconds"] / ours["seconds"])
+            same = bool(
+                np.array_equal(
+                    np.load(os.path.join(tmp, "ours.npy")), np.load(os.path.join(tmp, "theirs.npy"))
+                )
+            )
+            row.update(
+                theirs_seconds=theirs["seconds"],
+                theirs_peak_rss_mib=theirs["peak_rss_mib"],
+                same_indices=same,
+                speedup=theirs["seconds"] / ours["seconds"],
+            )
         rows.append(row)
         if "theirs_seconds" in row:
-            tail = (f"{row['theirs_seconds']:>9.3f} {row['theirs_peak_rss_mib']:>7.0f}MiB "
-                    f"{row['speedup']:>7.1f}x {str(row['same_indices']):>5}")
+            tail = (
+                f"{row['theirs_seconds']:>9.3f} {row['theirs_peak_rss_mib']:>7.0f}MiB "
+                f"{row['speedup']:>7.1f}x {str(row['same_indices']):>5}"
+            )
         else:
             tail = f"  {row['theirs']}"
-        print(f"{n:>7} {d:>3} {m:>5} {ours['seconds']:>9.3f} {ours['peak_rss_mib']:>6.0f}MiB "
-              + tail, flush=True)
+        print(
+            f"{n:>7} {d:>3} {m:>5} {ours['seconds']:>9.3f} {ours['peak_rss_mib']:>6.0f}MiB " + tail,
+            flush=True,
+        )
     return rows
 
 
@@ -141,13 +164,13 @@ def bench_test(n=10_000, n_resamples=1000):
         kn.ksd_test(x[:600], target, n_resamples=10)  # compile or load
         for bootstrap in ("wild", "multinomial"):
             start = time.perf_counter()
-            res = kn.ksd_test(x, target, n_resamples=n_resamples, bootstrap=bootstrap,
-                              rng=0)
+            res = kn.ksd_test(x, target, n_resamples=n_resamples, bootstrap=bootstrap, rng=0)
             seconds = time.perf_counter() - start
-            rows.append({"d": d, "bootstrap": bootstrap, "seconds": seconds,
-                         "pvalue": res.pvalue})
-            print(f"  d = {d:>2} {bootstrap:>11}: {seconds:6.2f} s (p-value {res.pvalue:.3f})",
-                  flush=True)
+            rows.append({"d": d, "bootstrap": bootstrap, "seconds": seconds, "pvalue": res.pvalue})
+            print(
+                f"  d = {d:>2} {bootstrap:>11}: {seconds:6.2f} s (p-value {res.pvalue:.3f})",
+                flush=True,
+            )
     return rows
 
 
@@ -160,16 +183,28 @@ def bench_calibration(reps, n=200, n_resamples=200):
     out = {}
     print(f"\nCalibration: exact samples of N(0, I_2), n = {n}, B = {n_resamples}, {reps} runs")
     for bootstrap in ("wild", "multinomial"):
-        p = np.array([kn.ksd_test(target.sample(n, rng=r), target,
-                                  n_resamples=n_resamples, bootstrap=bootstrap,
-                                  rng=10**6 + r).pvalue for r in range(reps)])
+        p = np.array(
+            [
+                kn.ksd_test(
+                    target.sample(n, rng=r),
+                    target,
+                    n_resamples=n_resamples,
+                    bootstrap=bootstrap,
+                    rng=10**6 + r,
+                ).pvalue
+                for r in range(reps)
+            ]
+        )
         out[bootstrap] = {}
         for alpha in (0.01, 0.05, 0.1):
             rate = float(np.mean(p <= alpha))
             lo, hi = stats.binom.ppf([0.0005, 0.9995], reps, alpha) / reps
             out[bootstrap][alpha] = rate
-            print(f"  {bootstrap:>11} alpha = {alpha:<5}: rejection rate {rate:.3f} "
-                  f"(99.9 % interval for a calibrated test [{lo:.3f}, {hi:.3f}])", flush=True)
+            print(
+                f"  {bootstrap:>11} alpha = {alpha:<5}: rejection rate {rate:.3f} "
+                f"(99.9 % interval for a calibrated test [{lo:.3f}, {hi:.3f}])",
+                flush=True,
+            )
     return out
 
 
@@ -187,9 +222,16 @@ def bench_power(reps, ns):
         for bootstrap in ("wild", "multinomial"):
             rates = []
             for n in ns:
-                rej = sum(kn.ksd_test(draw(np.random.default_rng(r), n), target,
-                                      n_resamples=200, bootstrap=bootstrap,
-                                      rng=r).reject for r in range(reps))
+                rej = sum(
+                    kn.ksd_test(
+                        draw(np.random.default_rng(r), n),
+                        target,
+                        n_resamples=200,
+                        bootstrap=bootstrap,
+                        rng=r,
+                    ).reject
+                    for r in range(reps)
+                )
                 rates.append(rej / reps)
             out[f"{name}, {bootstrap}"] = dict(zip(map(int, ns), rates, strict=True))
             text = "  ".join(f"n={n}: {r:.2f}" for n, r in zip(ns, rates, strict=True))
@@ -201,8 +243,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="small sizes, few runs")
-    parser.add_argument("--their-budget", type=float, default=300.0,
-                        help="seconds stein-thinning may take in all (default 300)")
+    parser.add_argument(
+        "--their-budget",
+        type=float,
+        default=300.0,
+        help="seconds stein-thinning may take in all (default 300)",
+    )
     parser.add_argument("--reps", type=int, default=1000, help="runs for the calibration")
     parser.add_argument("--json", help="write the numbers to this file")
     args = parser.parse_args()
@@ -217,13 +263,13 @@ def main():
         sizes = [(1000, 2, 100), (1000, 10, 100), (10_000, 10, 100)]
         reps, power_reps, ns = 100, 20, (100, 300)
     else:
-        sizes = [(n, d, m) for n in (1000, 10_000, 100_000) for d in (2, 10)
-                 for m in (100, 1000)]
+        sizes = [(n, d, m) for n in (1000, 10_000, 100_000) for d in (2, 10) for m in (100, 1000)]
         reps, power_reps, ns = args.reps, 100, (100, 200, 500, 1000, 2000)
     with tempfile.TemporaryDirectory() as tmp:
         results = {"machine": _machine(), "thinning": bench_thinning(sizes, args.their_budget, tmp)}
-    results["ksd_test"] = bench_test(n=2000 if args.quick else 10_000,
-                                     n_resamples=200 if args.quick else 1000)
+    results["ksd_test"] = bench_test(
+        n=2000 if args.quick else 10_000, n_resamples=200 if args.quick else 1000
+    )
     results["calibration"] = bench_calibration(reps)
     results["power"] = bench_power(power_reps, ns)
     if args.json:

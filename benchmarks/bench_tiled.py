@@ -109,8 +109,10 @@ def measure_bound(size=2000, rounds=5):
         }
     print(f"{'dtype':>8} {'one thread':>11} {'two at once':>12} {'2-threaded':>11}  GFLOP/s")
     for name, r in rows.items():
-        print(f"{name:>8} {r['one thread']:>11.1f} {r['two at once (sum)']:>12.1f} "
-              f"{r['one two-threaded']:>11.1f}")
+        print(
+            f"{name:>8} {r['one thread']:>11.1f} {r['two at once (sum)']:>12.1f} "
+            f"{r['one two-threaded']:>11.1f}"
+        )
     return rows
 
 
@@ -137,20 +139,29 @@ def crossover(sizes, dims, kernels, rounds, parallel):
     from ksdnumba.kernels import _cpu
 
     print(f"threads: {'pool' if parallel else 'serial'}")
-    print(f"{'kernel':>8} {'grad':>5} {'n':>6} {'d':>4} {'direct ms':>10} {'tiled ms':>9} "
-          f"{'tiled speed-up':>14}")
+    print(
+        f"{'kernel':>8} {'grad':>5} {'n':>6} {'d':>4} {'direct ms':>10} {'tiled ms':>9} "
+        f"{'tiled speed-up':>14}"
+    )
     for kernel in kernels:
         for grad in (True, False) if kernel in ("gaussian", "imq") else (True,):
             for d in dims:
                 for n in sizes:
                     x, s = _problem(n, d)
-                    calls = [_stein_call(_cpu, kernel, grad, x, s, BW_PER_DIM * d, path=p,
-                                         parallel=parallel) for p in ("direct", "tiled")]
+                    calls = [
+                        _stein_call(
+                            _cpu, kernel, grad, x, s, BW_PER_DIM * d, path=p, parallel=parallel
+                        )
+                        for p in ("direct", "tiled")
+                    ]
                     for c in calls:
                         c()
                     direct, tiled = _best(calls, rounds)
-                    print(f"{kernel:>8} {str(grad):>5} {n:>6} {d:>4} {direct * 1e3:>10.2f} "
-                          f"{tiled * 1e3:>9.2f} {direct / tiled:>14.2f}", flush=True)
+                    print(
+                        f"{kernel:>8} {str(grad):>5} {n:>6} {d:>4} {direct * 1e3:>10.2f} "
+                        f"{tiled * 1e3:>9.2f} {direct / tiled:>14.2f}",
+                        flush=True,
+                    )
 
 
 def _flops_per_pair(path, kernel, d, dtype=np.float64):
@@ -168,15 +179,19 @@ def dtypes(sizes, dims, kernels, rounds, bound):
     from ksdnumba.kernels._cpu import _drivers
     from ksdnumba.kernels._kinds import KINDS
 
-    print(f"{'kernel':>8} {'n':>6} {'d':>4} {'path':>7} {'f64 ms':>9} {'f32 ms':>9} "
-          f"{'f32 speed-up':>12} {'f64 % bound':>11} {'f32 % bound':>11}")
+    print(
+        f"{'kernel':>8} {'n':>6} {'d':>4} {'path':>7} {'f64 ms':>9} {'f32 ms':>9} "
+        f"{'f32 speed-up':>12} {'f64 % bound':>11} {'f32 % bound':>11}"
+    )
     for kernel in kernels:
         for d in dims:
             for n in sizes:
                 x, s = _problem(n, d)
                 x32, s32 = x.astype(np.float32), s.astype(np.float32)
-                calls = [_stein_call(_cpu, kernel, True, x, s, BW_PER_DIM * d),
-                         _stein_call(_cpu, kernel, True, x32, s32, BW_PER_DIM * d)]
+                calls = [
+                    _stein_call(_cpu, kernel, True, x, s, BW_PER_DIM * d),
+                    _stein_call(_cpu, kernel, True, x32, s32, BW_PER_DIM * d),
+                ]
                 for c in calls:
                     c()
                 t64, t32 = _best(calls, rounds)
@@ -186,33 +201,44 @@ def dtypes(sizes, dims, kernels, rounds, bound):
                 in32 = _cpu.computes_in_float32(kind, n, d, 0.5)
                 flops32 = _flops_per_pair(path, kernel, d, np.float32 if in32 else np.float64)
                 bound32 = 2 * bound if in32 else bound
-                print(f"{kernel:>8} {n:>6} {d:>4} {path:>7} {t64 * 1e3:>9.1f} {t32 * 1e3:>9.1f} "
-                      f"{t64 / t32:>12.2f} {100 * flops / t64 / 1e9 / bound:>10.0f}% "
-                      f"{100 * flops32 * float(n) ** 2 / t32 / 1e9 / bound32:>10.0f}%",
-                      flush=True)
+                print(
+                    f"{kernel:>8} {n:>6} {d:>4} {path:>7} {t64 * 1e3:>9.1f} {t32 * 1e3:>9.1f} "
+                    f"{t64 / t32:>12.2f} {100 * flops / t64 / 1e9 / bound:>10.0f}% "
+                    f"{100 * flops32 * float(n) ** 2 / t32 / 1e9 / bound32:>10.0f}%",
+                    flush=True,
+                )
 
 
 def symmetry(sizes, dims, kernels, rounds):
     from ksdnumba.kernels._cpu import _tiled
     from ksdnumba.kernels._kinds import KINDS
 
-    print("tiled path, float64, thread pool: each unordered pair of tiles once "
-          "against every ordered pair")
-    print(f"{'kernel':>8} {'n':>6} {'d':>4} {'ordered ms':>11} {'symmetric ms':>13} "
-          f"{'speed-up':>9}")
+    print(
+        "tiled path, float64, thread pool: each unordered pair of tiles once "
+        "against every ordered pair"
+    )
+    print(
+        f"{'kernel':>8} {'n':>6} {'d':>4} {'ordered ms':>11} {'symmetric ms':>13} {'speed-up':>9}"
+    )
     for kernel in kernels:
         kind = KINDS[kernel]
         for d in dims:
             for n in sizes:
                 x, s = _problem(n, d)
-                calls = [lambda sym=sym: _tiled.tiled_radial_sums(
-                    kind, x, s, BW_PER_DIM * d, 0.5, True, True, np.float64, symmetric=sym)
-                    for sym in (False, True)]
+                calls = [
+                    lambda sym=sym: _tiled.tiled_radial_sums(
+                        kind, x, s, BW_PER_DIM * d, 0.5, True, True, np.float64, symmetric=sym
+                    )
+                    for sym in (False, True)
+                ]
                 for c in calls:
                     c()
                 ordered, sym = _best(calls, rounds)
-                print(f"{kernel:>8} {n:>6} {d:>4} {ordered * 1e3:>11.1f} {sym * 1e3:>13.1f} "
-                      f"{ordered / sym:>9.2f}", flush=True)
+                print(
+                    f"{kernel:>8} {n:>6} {d:>4} {ordered * 1e3:>11.1f} {sym * 1e3:>13.1f} "
+                    f"{ordered / sym:>9.2f}",
+                    flush=True,
+                )
 
 
 def direct_rows(sizes, dims, rounds):
@@ -232,8 +258,10 @@ def direct_rows(sizes, dims, rounds):
                 call()
                 (t,) = _best([call], rounds)
                 row.append(t / float(n) ** 2 * 1e9)
-            print(f"{d:>4} {np.dtype(dtype).name:>8} " + " ".join(f"{v:>9.3f}" for v in row),
-                  flush=True)
+            print(
+                f"{d:>4} {np.dtype(dtype).name:>8} " + " ".join(f"{v:>9.3f}" for v in row),
+                flush=True,
+            )
 
 
 _RSS_CODE = """
@@ -253,12 +281,15 @@ print(before / 1024, after / 1024)
 def peak_rss(n=50_000, d=50):
     code = _RSS_CODE.format(root=str(ROOT), n=n, d=d, bw=BW_PER_DIM * d)
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     elapsed = time.perf_counter() - start
     before, after = float(out[0]), float(out[1])
-    print(f"n = {n}, d = {d}: peak RSS {after:.0f} MiB (before the call {before:.0f} MiB; "
-          f"the process ran {elapsed:.0f} s)")
+    print(
+        f"n = {n}, d = {d}: peak RSS {after:.0f} MiB (before the call {before:.0f} MiB; "
+        f"the process ran {elapsed:.0f} s)"
+    )
 
 
 def versus_ksddescent(sizes, dims, rounds):
@@ -274,10 +305,14 @@ def versus_ksddescent(sizes, dims, rounds):
 
     import ksdnumba as kn
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; the same mixture, "
-          "bw = 0.5 d; ksddescent's kernel and autograd through its score, float32")
-    print(f"{'n':>6} {'d':>4} {'ksddescent f32 ms':>17} {'ours f64 ms':>11} {'ours f32 ms':>11} "
-          f"{'x (f64)':>8} {'x (f32)':>8} {'KSD2 rel diff':>13}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; the same mixture, "
+        "bw = 0.5 d; ksddescent's kernel and autograd through its score, float32"
+    )
+    print(
+        f"{'n':>6} {'d':>4} {'ksddescent f32 ms':>17} {'ours f64 ms':>11} {'ours f32 ms':>11} "
+        f"{'x (f64)':>8} {'x (f32)':>8} {'KSD2 rel diff':>13}"
+    )
     for d in dims:
         bw = BW_PER_DIM * d
         score = _torch_mixture_score(torch, d, torch.float32)
@@ -292,16 +327,21 @@ def versus_ksddescent(sizes, dims, rounds):
                 loss.backward()
                 out["value"] = loss.item()
 
-            calls = [theirs,
-                     lambda: kn.ksd_and_grad(x, target, bw=bw, backend="cpu"),
-                     lambda: kn.ksd_and_grad(x32, target, bw=bw, backend="cpu")]
+            calls = [
+                theirs,
+                lambda: kn.ksd_and_grad(x, target, bw=bw, backend="cpu"),
+                lambda: kn.ksd_and_grad(x32, target, bw=bw, backend="cpu"),
+            ]
             for c in calls:
                 c()
             t_them, t64, t32 = _best(calls, rounds)
             ours = kn.ksd_and_grad(x, target, bw=bw, backend="cpu")[0]
             diff = abs(out["value"] - ours) / abs(ours)
-            print(f"{n:>6} {d:>4} {t_them * 1e3:>17.1f} {t64 * 1e3:>11.1f} {t32 * 1e3:>11.1f} "
-                  f"{t_them / t64:>8.1f} {t_them / t32:>8.1f} {diff:>13.1e}", flush=True)
+            print(
+                f"{n:>6} {d:>4} {t_them * 1e3:>17.1f} {t64 * 1e3:>11.1f} {t32 * 1e3:>11.1f} "
+                f"{t_them / t64:>8.1f} {t_them / t32:>8.1f} {diff:>13.1e}",
+                flush=True,
+            )
 
 
 def main(argv=None):
@@ -317,10 +357,17 @@ def main(argv=None):
     parser.add_argument("--dims", default="2,3,10,20,50,100")
     parser.add_argument("--kernels", default="gaussian,imq")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--serial", action="store_true",
-                        help="--crossover with the serial drivers (steadier on a loaded machine)")
-    parser.add_argument("--bound-gflops", type=float, default=None,
-                        help="float64 bound for --dtypes; measured with --bound if omitted")
+    parser.add_argument(
+        "--serial",
+        action="store_true",
+        help="--crossover with the serial drivers (steadier on a loaded machine)",
+    )
+    parser.add_argument(
+        "--bound-gflops",
+        type=float,
+        default=None,
+        help="float64 bound for --dtypes; measured with --bound if omitted",
+    )
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     sizes = [int(v) for v in args.sizes.split(",")]

@@ -11,7 +11,14 @@ from ._result import SamplingResult
 from ._sweep import FitResult, SweepResult, grid, sweep
 from .contenders import mmd_lbfgs, svgd
 from .descent import ksdd_gradient, ksdd_lbfgs
-from .gof import KSDTestResult, ksd_test
+from .gof import (
+    KSDAggResult,
+    KSDTestResult,
+    RelativeKSDTestResult,
+    ksd_test,
+    ksdagg,
+    relative_ksd_test,
+)
 from .metrics import amari_distance, histogram_kl, ksd, median_bandwidth, mode_occupancy
 from .objective import ksd_and_grad
 from .targets import (
@@ -21,7 +28,12 @@ from .targets import (
     GaussianMixture,
     ScoreFunction,
 )
-from .thinning import ThinningResult, stein_thinning
+from .thinning import (
+    GradientFreeThinningResult,
+    ThinningResult,
+    stein_thinning,
+    stein_thinning_gf,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -40,8 +52,11 @@ __all__ = [
     "BayesianLogisticRegression",
     "FitResult",
     "Gaussian",
+    "GradientFreeThinningResult",
     "GaussianMixture",
+    "KSDAggResult",
     "KSDTestResult",
+    "RelativeKSDTestResult",
     "SamplingResult",
     "ScoreFunction",
     "SteinMatrix",
@@ -55,12 +70,15 @@ __all__ = [
     "ksd",
     "ksd_and_grad",
     "ksd_test",
+    "ksdagg",
     "ksdd_gradient",
     "ksdd_lbfgs",
     "median_bandwidth",
     "mode_occupancy",
     "mmd_lbfgs",
+    "relative_ksd_test",
     "stein_thinning",
+    "stein_thinning_gf",
     "svgd",
     "sweep",
     "thinned_trace",

@@ -1,11 +1,16 @@
 """The median heuristic for the kernel bandwidth (public through ``ksdnumba.metrics``)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ._validation import check_bw, check_particles, check_positive_int, check_rng
 
 
-def median_bandwidth(x, *, max_points=2000, rng=0):
+def median_bandwidth(x: ArrayLike, *, max_points: int = 2000, rng: Any = 0) -> float:
     r"""Bandwidth from the median heuristic, as a squared length scale.
 
     .. math::

@@ -1,5 +1,7 @@
 """The result objects: one dict-like class with attribute access, one subclass per kind."""
 
+from __future__ import annotations
+
 import numpy as np
 
 
@@ -62,9 +64,11 @@ class SamplingResult(Result):
     success : bool
         Whether the solver stopped on one of its convergence tests.
     status : int
-        Solver-specific code (SciPy's, for L-BFGS-B); -1 when the run was stopped
-        because the objective could not be evaluated (the target raised or
-        returned a wrong shape or non-finite values, or the particles overflowed).
+        0 converged, 1 ``max_iter`` reached (SciPy's codes for L-BFGS-B, whose 2
+        is any other stop of the solver); 99 stopped by the callback; -1 the
+        objective could not be evaluated (the target raised or returned a wrong
+        shape or non-finite values, or the particles overflowed); -2
+        interrupted by the user (Ctrl-C).
     message : str
         Why the solver stopped.
     history : ndarray of shape (nit + 1,)
@@ -75,3 +79,14 @@ class SamplingResult(Result):
         Seconds since the start of the run at each stored iterate, when
         ``store=True``.
     """
+
+    x: np.ndarray
+    fun: float
+    nit: int
+    nfev: int
+    success: bool
+    status: int
+    message: str
+    history: np.ndarray
+    trajectory: np.ndarray | None
+    times: np.ndarray | None

@@ -174,9 +174,8 @@ def lbfgs(value_and_grad, x0, run, max_iter, ftol, gtol):
             return run.result(False, 1, "max_iter=0: no iteration performed", nfev[0])
         options = {"maxiter": max_iter, "maxfun": 2 * max_iter + 20, "ftol": ftol,
                    "gtol": gtol}
-        # L-BFGS-B calls BLAS on small vectors between evaluations; with BLAS's
-        # threads and numba's spinning on the same cores, a 50-particle fit on 2
-        # cores once ran 90 times slower.
+        # L-BFGS-B calls BLAS on small vectors between evaluations: BLAS's threads
+        # and numba's would spin on the same cores (see kernels/_cpu/_threads.py).
         with single_threaded_blas():
             res = minimize(fun, first[0].copy(), jac=True, method="L-BFGS-B",
                            callback=on_iteration, options=options)

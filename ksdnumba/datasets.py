@@ -22,6 +22,7 @@ References
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
@@ -132,7 +133,9 @@ def three_modes(variance: float = 0.1) -> GaussianMixture:
     )
 
 
-def breast_cancer(*, test_fraction: float = 0.25, rng=None):
+def breast_cancer(
+    *, test_fraction: float = 0.25, rng: Any = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     r"""The Breast Cancer Wisconsin (Diagnostic) data, split and standardised.
 
     569 breast masses, 30 features of their cell nuclei, label 1 for benign
@@ -200,7 +203,9 @@ def breast_cancer(*, test_fraction: float = 0.25, rng=None):
     return design(train), design(test), y[train], y[test]
 
 
-def laplace_mixtures(n_samples: int = 1000, n_sources: int = 2, *, rng=None):
+def laplace_mixtures(
+    n_samples: int = 1000, n_sources: int = 2, *, rng: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Linear mixtures of independent Laplace sources: data for ICA.
 
     As in the ICA experiment of Korba et al. (2021): sources :math:`s_t` with

@@ -1,4 +1,8 @@
-r"""The kernel Stein discrepancy goodness-of-fit test, with bootstrap p-values.
+r"""Goodness-of-fit tests on the Stein matrix: the KSD test, KSDAgg, the relative test.
+
+:func:`ksd_test` is written here; :func:`ksdagg` (the test aggregated over
+bandwidths) and :func:`relative_ksd_test` (which of two models fits better) live
+in private modules of their own and are re-exported.
 
 The test asks whether a sample was drawn from a target known through its score.
 Its statistic is :math:`n\, \mathrm{KSD}^2` and its null distribution is
@@ -16,6 +20,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._bandwidth import resolve_bw
+from ._ksdagg import KSDAggResult, ksdagg
+from ._relative import RelativeKSDTestResult, relative_ksd_test
 from ._result import Result
 from ._validation import (
     check_beta,
@@ -27,7 +33,14 @@ from ._validation import (
 )
 from .kernels._kinds import KINDS
 
-__all__ = ["KSDTestResult", "ksd_test"]
+__all__ = [
+    "KSDAggResult",
+    "KSDTestResult",
+    "RelativeKSDTestResult",
+    "ksd_test",
+    "ksdagg",
+    "relative_ksd_test",
+]
 
 TEST_KERNELS = tuple(KINDS)
 BOOTSTRAPS = ("wild", "multinomial")

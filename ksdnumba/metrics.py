@@ -139,7 +139,8 @@ def _one_dimensional(values, name):
     return check_particles(arr[:, None], name)[:, 0]
 
 
-def histogram_kl(x, reference, *, bins=None):
+def histogram_kl(x: ArrayLike, reference: ArrayLike, *, bins: int | ArrayLike | None = None
+                 ) -> float:
     r"""Kullback-Leibler divergence between the histograms of 1-D particles and samples.
 
     With :math:`P_b` the fraction of the particles and :math:`Q_b` the fraction
@@ -235,7 +236,8 @@ def histogram_kl(x, reference, *, bins=None):
     return float(np.sum(p[held] * np.log(p[held] / q[held])))
 
 
-def mode_occupancy(x, means, *, radius):
+def mode_occupancy(x: ArrayLike, means: ArrayLike, *, radius: float | ArrayLike
+                   ) -> tuple[np.ndarray, int]:
     r"""Count the particles near each mode, and those near none.
 
     Particle :math:`x_i` is counted at mode :math:`k` when :math:`\mu_k` is its
@@ -293,7 +295,7 @@ def mode_occupancy(x, means, *, radius):
     return counts, int(x.shape[0] - near.sum())
 
 
-def amari_distance(W, A):
+def amari_distance(W: ArrayLike, A: ArrayLike) -> float | np.ndarray:
     r"""Amari distance between an unmixing matrix and the inverse of a mixing matrix.
 
     With :math:`P = W A` (:math:`p \times p`),

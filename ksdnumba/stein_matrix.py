@@ -368,10 +368,6 @@ class SteinMatrix(LinearOperator):
         -------
         ndarray of shape (n,), float64
         """
-        if self._kind == LINEAR:
-            return self._module.linear_stein_diagonal(
-                np.asarray(self.x, dtype=np.float64), np.asarray(self.scores, dtype=np.float64)
-            )
         return self._module.stein_diagonal(self._layout)
 
     def columns(self, cols: ArrayLike, rows: ArrayLike | None = None) -> np.ndarray:
@@ -390,17 +386,6 @@ class SteinMatrix(LinearOperator):
         """
         cols = self._indices(cols, "cols")
         rows = None if rows is None else self._indices(rows, "rows")
-        if self._kind == LINEAR:
-            x = np.asarray(self.x, dtype=np.float64)
-            s = np.asarray(self.scores, dtype=np.float64)
-            r = slice(None) if rows is None else rows
-            sx = np.einsum("ij,ij->i", s, x)
-            return (
-                (x[r] @ x[cols].T) * (s[r] @ s[cols].T)
-                + sx[r][:, None]
-                + sx[cols][None, :]
-                + x.shape[1]
-            )
         return self._module.stein_columns(self._layout, cols, rows)
 
     def column(self, j: int) -> np.ndarray:

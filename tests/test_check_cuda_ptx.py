@@ -28,18 +28,18 @@ def _listing(lines):
 # unrolled twice: two exponentials per trip, and a forward branch over a cold
 # instruction at 0x70.
 FLOAT32_LOOPS = [
-    "MOV R1, c[0x0][0x28]",            # 0x00
-    "LDS.64 R12, [R40+UR22+0x200]",    # 0x10: the pair loop starts
-    "FADD.FTZ R12, -R12, R22",         # 0x20
-    "FFMA.FTZ R43, R35, R35, R14",     # 0x30
-    "MUFU.EX2 R39, R39",               # 0x40
-    "MUFU.EX2 R14, R44",               # 0x50
-    "@!P1 BRA 0x80",                   # 0x60: jumps over 0x70
-    "DMUL R4, R4, R4",                 # 0x70: cold
-    "IADD3 R33, R33, 0x2, RZ",         # 0x80
-    "@P2 BRA 0x10",                    # 0x90: the pair loop ends
-    "BAR.SYNC.DEFER_BLOCKING 0x0",     # 0xa0
-    "@P0 BRA 0x0",                     # 0xb0: the tile loop, not innermost
+    "MOV R1, c[0x0][0x28]",  # 0x00
+    "LDS.64 R12, [R40+UR22+0x200]",  # 0x10: the pair loop starts
+    "FADD.FTZ R12, -R12, R22",  # 0x20
+    "FFMA.FTZ R43, R35, R35, R14",  # 0x30
+    "MUFU.EX2 R39, R39",  # 0x40
+    "MUFU.EX2 R14, R44",  # 0x50
+    "@!P1 BRA 0x80",  # 0x60: jumps over 0x70
+    "DMUL R4, R4, R4",  # 0x70: cold
+    "IADD3 R33, R33, 0x2, RZ",  # 0x80
+    "@P2 BRA 0x10",  # 0x90: the pair loop ends
+    "BAR.SYNC.DEFER_BLOCKING 0x0",  # 0xa0
+    "@P0 BRA 0x0",  # 0xb0: the tile loop, not innermost
     "EXIT",
 ]
 
@@ -92,8 +92,15 @@ def test_float64_pairs_are_counted_by_the_rounding_shift_and_fp64_bounds():
 
 
 def test_a_call_on_every_pair_is_not_modelled():
-    lines = ["MOV R1, c[0x0][0x28]", "MUFU.RCP64H R55, R57", "CALL.REL.NOINC 0x60",
-             "@P2 BRA 0x10", "EXIT", "NOP", "RET.REL.NODEC R20 0x0"]
+    lines = [
+        "MOV R1, c[0x0][0x28]",
+        "MUFU.RCP64H R55, R57",
+        "CALL.REL.NOINC 0x60",
+        "@P2 BRA 0x10",
+        "EXIT",
+        "NOP",
+        "RET.REL.NODEC R20 0x0",
+    ]
     assert check._pair_loop(_sass(lines), "imq", np.float64) is None
 
 
@@ -111,6 +118,40 @@ def test_an_outer_loop_is_never_the_pair_loop():
 
 
 def test_a_loop_with_a_barrier_is_not_a_pair_loop():
-    lines = ["MOV R1, c[0x0][0x28]", "MUFU.EX2 R39, R39", "BAR.SYNC.DEFER_BLOCKING 0x0",
-             "@P2 BRA 0x10", "EXIT"]
+    lines = [
+        "MOV R1, c[0x0][0x28]",
+        "MUFU.EX2 R39, R39",
+        "BAR.SYNC.DEFER_BLOCKING 0x0",
+        "@P2 BRA 0x10",
+        "EXIT",
+    ]
     assert check._pair_loop(_sass(lines), "gaussian", np.float32) is None
+
+
+def test_every_kernel_has_a_signature_of_its_arity():
+    """The argument types the script compiles with match the kernels' parameters.
+
+    Built in numba's CUDA simulator here (tests/conftest.py): the kernels are the
+    package's own Python functions, so their parameters are those compiled on a GPU.
+    """
+    import inspect
+
+    from numba import config
+
+    if not config.ENABLE_CUDASIM:
+        pytest.skip("builds the kernels in the simulator")
+    names = set()
+    for group, name, _, dtype, d, _, kernel, signature in check._kernels(
+        ["sums", "matrix", "thinning"], [1, 3]
+    ):
+        names.add((group, name.split(":")[-1].split(" ")[0]))
+        params = inspect.signature(kernel.py_func).parameters
+        assert len(signature) == len(params), (name, dtype, d)
+    assert {"sums", "matrix", "thinning"} == {group for group, _ in names}
+    assert {
+        ("matrix", "HW"),
+        ("matrix", "forms"),
+        ("matrix", "entries"),
+        ("thinning", "step"),
+        ("sums", "cross"),
+    } <= names

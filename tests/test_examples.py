@@ -87,3 +87,12 @@ def test_plot_ica(tmp_path):
     out = _run_example("plot_ica", tmp_path)
     medians = [line for line in out.splitlines() if "median Amari distance" in line]
     assert len(medians) == 6, out
+
+
+def test_plot_goodness_of_fit(tmp_path):
+    out = _run_example("plot_goodness_of_fit", tmp_path)
+    power = {line.split(": ")[0]: [float(v) for v in line.split(": ")[1].split(", ")]
+             for line in out.splitlines() if line.startswith("power of ")}
+    assert len(power) == 4 and all(len(v) == 5 for v in power.values()), out
+    assert power["power of KSDAgg"][-1] == 1.0, out
+    assert "reject: True" in out and "reject: False" in out, out

@@ -315,12 +315,20 @@ def test_float32_fit_through_float32_rows_lands_near_the_float64_fit():
     x0 = 1.5 * rng.normal(size=(n, d)) + 0.3
     objective, _ = make_objective(x0.astype(np.float32), target, "gaussian", 0.3, 0.5, "cpu")
     assert objective.computes_in_float32(x0.astype(np.float32))
-    r64 = kn.ksdd_lbfgs(x0, target, bw=0.3, max_iter=120)
+    r64 = kn.ksdd_lbfgs(x0, target, bw=0.3, max_iter=120, store=True)
     r32 = kn.ksdd_lbfgs(x0, target, bw=0.3, dtype=np.float32, max_iter=120)
     assert r32.x.dtype == np.float32
-    # Measured: KSD^2 5 % above float64's after 120 iterations, the cloud's mean
-    # within 1e-3 and its covariance within 2e-3 of float64's.
-    assert abs(r32.fun - r64.fun) < 0.15 * r64.fun
+    # Along float64's path the float32 objective and gradient keep float32's
+    # accuracy; near the minimum the value's pair terms cancel (1e-4 relative).
+    # The two fits' objectives after 120 iterations are not compared: rounding
+    # sends the runs on different paths, and where they stand then varies from
+    # one compiler (Numba, LLVM) to the next.
+    for x in r64.trajectory[::20]:
+        v64, g64 = kn.ksd_and_grad(x, target, bw=0.3)
+        v32, g32 = kn.ksd_and_grad(x.astype(np.float32), target, bw=0.3)
+        assert abs(v32 - v64) < 1e-3 * v64
+        assert np.abs(g32 - g64).max() < 1e-4 * np.abs(g64).max()
+    # The clouds agree in mean and covariance, and the float32 fit descends.
     np.testing.assert_allclose(r32.x.mean(axis=0), r64.x.mean(axis=0), atol=5e-3)
     np.testing.assert_allclose(np.cov(r32.x.T), np.cov(r64.x.T), atol=1e-2)
     assert r32.fun < 0.01 * r32.history[0]

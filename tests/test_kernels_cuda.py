@@ -18,13 +18,18 @@ from numba import config
 
 import ksdnumba as kn
 from ksdnumba.kernels import _backend, _cpu
+from ksdnumba.kernels._kinds import GAUSSIAN
 
 SIMULATOR = bool(config.ENABLE_CUDASIM)
 if not SIMULATOR and not _backend._cuda_available():
-    pytest.skip(f"numba's CUDA simulator is off, and numba cannot use a GPU here "
-                f"({_backend._cuda_status()[1]})", allow_module_level=True)
+    pytest.skip(
+        f"numba's CUDA simulator is off, and numba cannot use a GPU here "
+        f"({_backend._cuda_status()[1]})",
+        allow_module_level=True,
+    )
 
 from ksdnumba.kernels import _cuda  # noqa: E402  (imports numba.cuda)
+from ksdnumba.kernels._cuda import _compat, _launch, _sums  # noqa: E402
 
 RTOL64 = 1e-10
 RTOL32 = 1e-4
@@ -48,8 +53,12 @@ TOTALS = {
 def _small_blocks_in_the_simulator(monkeypatch):
     """The simulator runs one Python thread per GPU thread: keep blocks small."""
     if SIMULATOR:
-        monkeypatch.setattr(_cuda, "_TILE", 16)
-        monkeypatch.setattr(_cuda, "_REDUCE_THREADS", 16)
+        monkeypatch.setattr(_launch, "TILE", 16)
+        monkeypatch.setattr(_launch, "REDUCE_THREADS", 16)
+        monkeypatch.setattr(_launch, "POINT_THREADS", 16)
+        monkeypatch.setattr(_launch, "MATRIX_ROWS", 4)
+        monkeypatch.setattr(_launch, "MATRIX_COLS", 4)
+        monkeypatch.setattr(_launch, "MATRIX_PARTNERS", 8)
 
 
 def test_the_simulator_is_on_unless_asked_off():
@@ -109,20 +118,22 @@ def test_stein_totals_match_cpu(kernel, dtype):
 
 
 def test_partner_rows_are_padded_to_16_bytes():
-    assert [_cuda._row_width(v, np.float32) for v in (1, 2, 4, 5, 6, 20)] == [4, 4, 4, 8, 8, 20]
-    assert [_cuda._row_width(v, np.float64) for v in (1, 2, 3, 6, 20)] == [2, 2, 4, 6, 20]
+    assert [_launch.row_width(v, np.float32) for v in (1, 2, 4, 5, 6, 20)] == [4, 4, 4, 8, 8, 20]
+    assert [_launch.row_width(v, np.float64) for v in (1, 2, 3, 6, 20)] == [2, 2, 4, 6, 20]
 
 
 def test_tiles_shrink_to_fit_shared_memory_for_large_d():
     for dtype in (np.float32, np.float64):
         itemsize = np.dtype(dtype).itemsize
-        assert _cuda._tile_for(4, dtype) == _cuda._TILE
+        assert _launch.tile_for(4, dtype) == _launch.TILE
         for values in (100, 600, 2000, 32768 // itemsize):
-            tile = _cuda._tile_for(values, dtype)
-            row = _cuda._row_width(values, dtype) * itemsize
+            tile = _launch.tile_for(values, dtype)
+            row = _launch.row_width(values, dtype) * itemsize
             assert tile * row <= 32768  # fits...
-            assert tile == _cuda._TILE or 2 * tile * row > 32768  # ... and is the largest that does
-        assert _cuda._tile_for(32768 // itemsize, dtype) == 1
+            assert (
+                tile == _launch.TILE or 2 * tile * row > 32768
+            )  # ... and is the largest that does
+        assert _launch.tile_for(32768 // itemsize, dtype) == 1
 
 
 @pytest.mark.parametrize("dtype, d", [(np.float64, 2049), (np.float32, 4097)])
@@ -137,8 +148,12 @@ def test_too_large_d_for_shared_memory_is_a_clear_error(dtype, d):
 
 def test_large_d_matches_cpu():
     x, s = _problem(5, 50, seed=10)
-    _assert_close(_cuda.gaussian_stein_sums(x, s, 30.0)[1],
-                  _cpu.gaussian_stein_sums(x, s, 30.0)[1], RTOL64, "d=50")
+    _assert_close(
+        _cuda.gaussian_stein_sums(x, s, 30.0)[1],
+        _cpu.gaussian_stein_sums(x, s, 30.0)[1],
+        RTOL64,
+        "d=50",
+    )
 
 
 @pytest.mark.parametrize("launch", LAUNCHES, ids=["tile8", "tile8-split3", "default"])
@@ -160,8 +175,11 @@ def test_gaussian_kernel_sums_between_two_sets_match_cpu(m):
     """The MMD cross term: ``y`` has its own size, not a multiple of the tile."""
     x, _ = _problem(11, 2, seed=4)
     y, _ = _problem(m, 2, seed=5)
-    for got, want in zip(_cuda.gaussian_kernel_sums(x, y, 0.4, tile=8, n_split=2),
-                         _cpu.gaussian_kernel_sums(x, y, 0.4), strict=True):
+    for got, want in zip(
+        _cuda.gaussian_kernel_sums(x, y, 0.4, tile=8, n_split=2),
+        _cpu.gaussian_kernel_sums(x, y, 0.4),
+        strict=True,
+    ):
         _assert_close(got, want, RTOL64, f"cross m={m}")
 
 
@@ -169,13 +187,16 @@ def test_float32_kernels_use_float32_throughout():
     """A float64 literal in a float32 kernel would silently promote it."""
     if SIMULATOR:
         pytest.skip("the simulator runs Python, not the compiled kernel")
-    kernel = _cuda._stein_kernel("gaussian", 2, np.float32, 128, True)
+    kernel = _sums.stein_kernel(GAUSSIAN, False, 2, np.float32, 128, True)
     _cuda.gaussian_stein_sums(*(a.astype(np.float32) for a in _problem(130, 2)), 0.7)
     ptx = next(iter(kernel.inspect_asm().values()))
     # The float64 instructions allowed: the running sums across tiles, and the
     # block reduction.
-    f64_math = [line for line in ptx.splitlines()
-                if ".f64" in line and any(op in line for op in ("mul.", "fma.", "ex2."))]
+    f64_math = [
+        line
+        for line in ptx.splitlines()
+        if ".f64" in line and any(op in line for op in ("mul.", "fma.", "ex2."))
+    ]
     assert not f64_math, f64_math[:5]
 
 
@@ -191,8 +212,12 @@ def test_ksd_and_grad_on_cuda_matches_cpu():
         _assert_close(v_gpu, v_cpu, RTOL64, kernel)
         _assert_close(g_gpu, g_cpu, RTOL64, kernel)
     for statistic in ("u", "v"):
-        _assert_close(kn.ksd(x, target, statistic=statistic, backend="cuda"),
-                      kn.ksd(x, target, statistic=statistic, backend="cpu"), RTOL64, statistic)
+        _assert_close(
+            kn.ksd(x, target, statistic=statistic, backend="cuda"),
+            kn.ksd(x, target, statistic=statistic, backend="cpu"),
+            RTOL64,
+            statistic,
+        )
 
 
 def test_ksdd_lbfgs_on_cuda_follows_the_cpu_run():
@@ -211,8 +236,9 @@ def test_float32_end_to_end_on_cuda():
     ref = kn.ksdd_lbfgs(x0, target, bw=0.5, max_iter=4, backend="cpu", dtype=np.float32)
     assert res.x.dtype == np.float32 and res.nit == 4
     _assert_close(res.fun, ref.fun, 1e-3, "float32 objective")
-    res = kn.ksdd_gradient(x0, target, step=0.5, bw=0.5, max_iter=3, backend="cuda",
-                           dtype=np.float32)
+    res = kn.ksdd_gradient(
+        x0, target, step=0.5, bw=0.5, max_iter=3, backend="cuda", dtype=np.float32
+    )
     assert res.x.dtype == np.float32 and res.nit == 3
 
 
@@ -254,11 +280,14 @@ def test_cuda_without_a_gpu_is_a_clear_error(monkeypatch):
     assert _backend.resolve_backend("auto", 10**12) == "cpu"
 
 
-@pytest.mark.parametrize("gpu, nvvm, auto, error", [
-    (False, True, "cpu", r"numba.cuda.is_available\(\) is False"),
-    (True, False, "cpu", "numba finds no libNVVM"),
-    (True, True, "cuda", None),
-])
+@pytest.mark.parametrize(
+    "gpu, nvvm, auto, error",
+    [
+        (False, True, "cpu", r"numba.cuda.is_available\(\) is False"),
+        (True, False, "cpu", "numba finds no libNVVM"),
+        (True, True, "cuda", None),
+    ],
+)
 def test_a_gpu_counts_only_with_its_driver_and_libnvvm(gpu, nvvm, auto, error):
     """Outside the simulator, with numba's two probes answered by the test."""
     code = (
@@ -302,13 +331,17 @@ def test_gpu_benchmark_runs_at_toy_sizes(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "gpu.json"
-    code = bench.main(["--sizes", "8,12", "--dims", "2", "--kernels", "gaussian",
-                       "--check-n", "9", "--lbfgs-n", "8", "--lbfgs-iter", "1",
-                       "--crossover-sizes", "6,9",
-                       "--no-torch", "--json", str(out)])
+    args = (
+        "--sizes 8,12 --dims 2 --kernels gaussian --check-n 9 --lbfgs-n 8 --lbfgs-iter 1 "
+        "--crossover-sizes 6,9 --matrix-sizes 9 --matrix-dims 2 --matrix-columns 1,5 --no-torch"
+    )
+    code = bench.main([*args.split(), "--json", str(out)])
     report = json.loads(out.read_text())
     assert code == 0 and all(row["ok"] for row in report["check"])
     assert [row["n"] for row in report["kernels"]] == [8, 12, 8, 12]
+    rows = [(row["dtype"], row["B"]) for row in report["matrix"]]
+    assert rows == [("float32", 1), ("float32", 5), ("float64", 1), ("float64", 5)]
+    assert all(row["ok"] and row["cuda_s"] > 0 and row["cpu_s"] > 0 for row in report["matrix"])
     assert report["lbfgs"]["nit"] == 1
     assert [row["n"] for row in report["crossover"]["rows"]] == [6, 9]
     assert all(row["cpu_s"] > 0 and row["cuda_s"] > 0 for row in report["crossover"]["rows"])
@@ -316,8 +349,7 @@ def test_gpu_benchmark_runs_at_toy_sizes(tmp_path):
 
 def test_numba_cuda_imported_with_a_row_stack_alias_only_while_needed(monkeypatch, tmp_path):
     """The NumPy 2.5 workaround for numba-cuda 0.30: alias, import, leave NumPy as it was."""
-    (tmp_path / "reads_row_stack.py").write_text(
-        "import numpy as np\nSEEN = np.row_stack\n")
+    (tmp_path / "reads_row_stack.py").write_text("import numpy as np\nSEEN = np.row_stack\n")
     (tmp_path / "breaks_on_import.py").write_text("raise RuntimeError('broken')\n")
     (tmp_path / "needs_a_missing_one.py").write_text("import no_such_module_either\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -325,19 +357,19 @@ def test_numba_cuda_imported_with_a_row_stack_alias_only_while_needed(monkeypatc
         monkeypatch.delitem(sys.modules, name, raising=False)
 
     monkeypatch.delattr(np, "row_stack", raising=False)  # NumPy >= 2.5
-    _cuda._import_with_row_stack("reads_row_stack")
+    _compat._import_with_row_stack("reads_row_stack")
     assert sys.modules["reads_row_stack"].SEEN is np.vstack
     assert not hasattr(np, "row_stack")
-    _cuda._import_with_row_stack("no_such_module_here")  # numba's own target: nothing
+    _compat._import_with_row_stack("no_such_module_here")  # numba's own target: nothing
     assert not hasattr(np, "row_stack")
-    _cuda._import_with_row_stack("no_such_package.np.arrayobj")
+    _compat._import_with_row_stack("no_such_package.np.arrayobj")
     with pytest.raises(RuntimeError, match="broken"):
-        _cuda._import_with_row_stack("breaks_on_import")
+        _compat._import_with_row_stack("breaks_on_import")
     with pytest.raises(ModuleNotFoundError, match="no_such_module_either"):
-        _cuda._import_with_row_stack("needs_a_missing_one")
+        _compat._import_with_row_stack("needs_a_missing_one")
     assert not hasattr(np, "row_stack")
 
     sys.modules.pop("reads_row_stack")
     monkeypatch.setattr(np, "row_stack", np.hstack, raising=False)  # NumPy < 2.5
-    _cuda._import_with_row_stack("reads_row_stack")
+    _compat._import_with_row_stack("reads_row_stack")
     assert "reads_row_stack" not in sys.modules and np.row_stack is np.hstack

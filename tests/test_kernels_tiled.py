@@ -297,6 +297,7 @@ def test_path_option_is_checked():
         _cpu.gaussian_stein_sums(x, s, 1.0, path="gemm")
 
 
+@pytest.mark.slow
 def test_float32_fit_through_float32_tiles_converges_near_the_float64_fit():
     """ksdd_lbfgs's default tolerances end a float32 run with success, near float64's fit.
 

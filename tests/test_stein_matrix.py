@@ -309,7 +309,8 @@ def test_bad_method_arguments():
 
 def test_entry_points_keep_their_pinned_results():
     # Values computed before the entry points moved onto SteinMatrix (revision
-    # 265fa44): the same bits, as the one kernel code serves them all.
+    # 265fa44, NumPy 2.4, Numba 0.68): the same bits there, as the one kernel
+    # code serves them all; to 1e-13 under another Numba (another LLVM).
     x = np.random.default_rng(21).normal(size=(400, 3)) * 1.2
     t = kn.Gaussian(np.zeros(3), 1.0)
     pinned = {
@@ -317,15 +318,18 @@ def test_entry_points_keep_their_pinned_results():
         "imq": (0.022556873195336717, 0.00681608154047875),
         "linear": (0.3433604669354245, 0.28990636012911025),
     }
+    import numba
+
+    same = pytest.approx if numba.__version__ != "0.68.1" else (lambda v, rel: v)
     for kernel, (v, u) in pinned.items():
-        assert kn.ksd(x, t, kernel=kernel, bw=1.3) == v
-        assert kn.ksd(x, t, kernel=kernel, bw=1.3, statistic="u") == u
+        assert kn.ksd(x, t, kernel=kernel, bw=1.3) == same(v, rel=1e-13)
+        assert kn.ksd(x, t, kernel=kernel, bw=1.3, statistic="u") == same(u, rel=1e-13)
     value, grad = kn.ksd_and_grad(x, t, kernel="imq", bw=1.3)
-    assert value == 0.022556873195336717
-    assert float(np.abs(grad).sum()) == 0.21171621991084244
+    assert value == same(0.022556873195336717, rel=1e-13)
+    assert float(np.abs(grad).sum()) == same(0.21171621991084244, rel=1e-13)
     r = kn.stein_thinning(x, t.score(x), 12)
     assert r.indices.tolist() == [22, 184, 235, 337, 149, 23, 270, 90, 317, 131, 318, 53]
-    assert r.ksd[-1] == 0.3846020253824806
+    assert r.ksd[-1] == same(0.3846020253824806, rel=1e-13)
     r = kn.stein_thinning(x, t.score(x), 12, kernel="gaussian", preconditioner="smpcov")
     assert r.indices.tolist() == [22, 103, 13, 235, 79, 62, 41, 317, 357, 297, 99, 287]
-    assert r.ksd[-1] == 0.2565685640433116
+    assert r.ksd[-1] == same(0.2565685640433116, rel=1e-13)

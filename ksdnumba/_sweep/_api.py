@@ -10,10 +10,12 @@ from os import PathLike
 
 import numpy as np
 
+from typing import Any
+
+from .._progress import check_progress, progress_bar
 from .._result import Result
 from .._validation import check_option
 from ._configs import INITS, KEEP, check_configs, check_yardstick, fit_key
-from .._progress import check_progress, progress_bar
 from ._local import available_cores, run_in_process, run_pool
 from ._store import Store
 from ._task import Shipped
@@ -64,6 +66,22 @@ class FitResult(Result):
         The whole result, with its trajectory (``keep="all"``).
     """
 
+    config: dict
+    key: str
+    fun: float
+    ksd2: float
+    nit: int | None
+    nfev: int | None
+    status: int | None
+    success: bool
+    message: str
+    time: float
+    threads: int | None
+    error: str | None
+    reused: bool
+    x: np.ndarray | None
+    result: Any
+
 
 class SweepResult(Sequence):
     """The rows of a sweep, one :class:`FitResult` per configuration, in their order.
@@ -83,7 +101,8 @@ class SweepResult(Sequence):
         Wall-clock seconds of the whole sweep.
     """
 
-    def __init__(self, rows, *, directory=None, wall_time=float("nan")):
+    def __init__(self, rows: Iterable, *, directory: str | PathLike | None = None,
+                 wall_time: float = float("nan")) -> None:
         self._rows = list(rows)
         self.directory = None if directory is None else str(directory)
         self.time = float(wall_time)

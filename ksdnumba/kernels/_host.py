@@ -41,6 +41,15 @@ def linear_stein_total(x, s):
     return np.sum(M * M) + 2.0 * n * np.einsum("ij,ij->", s, x) + n * n * d
 
 
+def linear_stein_block(x, s, rows, cols):
+    """``k_p(x_i, x_j)`` of the linear kernel for ``i`` in ``rows``, ``j`` in ``cols``."""
+    x = np.asarray(x, dtype=np.float64)
+    s = np.asarray(s, dtype=np.float64)
+    sx = np.einsum("ij,ij->i", s, x)
+    return ((x[rows] @ x[cols].T) * (s[rows] @ s[cols].T) + sx[rows][:, None]
+            + sx[cols][None, :] + x.shape[1])
+
+
 def linear_stein_diagonal(x, s):
     """``k_p(x_i, x_i) = |x_i|^2 |s_i|^2 + 2 s_i . x_i + d`` for each particle."""
     return (np.einsum("ij,ij->i", x, x) * np.einsum("ij,ij->i", s, s)

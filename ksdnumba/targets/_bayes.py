@@ -260,7 +260,7 @@ class BayesianLogisticRegression:
         >>> print(hvp(np.array([[0.0, 1.0]])))   # -alpha [w, |w|^2 / 2 + b0]
         [[-1.   -0.51]]
         """
-        from scipy.special import expit  # here: scipy.special is 40% of the import time
+        from scipy.special import expit  # here: scipy.special is heavy to import
 
         theta, w, z = self._split(theta)
         prob = expit(w @ self.X.T)

@@ -19,8 +19,8 @@ from ._direct import (
 )
 from ._tiled import tiled_gaussian_cross, tiled_radial_sums
 
-# Below this many particles the serial twin is faster than waking the threads
-# (measured on a 2-core machine: equal at n = 64, serial 40% faster at n = 16).
+# Below this many particles the serial twin beats waking the threads
+# (benchmarks/bench_objective.py).
 SERIAL_MAX_N = 64
 
 
@@ -70,16 +70,8 @@ def _row_dtype(x, kind, beta):
     return np.float64
 
 
-# The tiled path (GEMM-tiled, :mod:`._tiled`) from this dimension on, for at
-# least this many particles; below, the direct rows. Measured side by side with
-# the serial drivers on the project's 2-core machine (benchmarks/bench_tiled.py
-# --crossover --serial), tiled against direct at n = 2000: with gradients
-# 1.08-1.11 at d = 5-6, 1.16-1.34 at d = 8, 1.38-1.44 at d = 10; the value
-# alone 1.15-1.29 at d = 5-6. At n = 512 the tiled path lost up to d = 16 (its
-# fixed costs: the diagonal tiles, the layout, the scratch), at n = 128-256 by
-# a factor of 1.2-4. With the thread pool (bench_tiled.py --crossover, quiet
-# machine) the tiled path won more: 1.2-1.8 at d = 6-12 for n = 500-2000, and
-# from 0.6 to 1.6 at d = 3-5, too unsteady to move the thresholds there.
+# The tiled path (:mod:`._tiled`) from this dimension and this many particles
+# on, where it beats the direct rows (bench_tiled.py --crossover --serial).
 _TILED_MIN_D = {True: 6, False: 6}  # with gradients, value alone
 _TILED_MIN_N = 1000
 PATHS = ("direct", "tiled")
@@ -94,10 +86,7 @@ def _choose_path(n, d, grad, path):
 
 
 def _tile_dtype(x):
-    # float32 particles: float32 tiles, products and passes, float64 across
-    # tiles. Measured side by side in one process (benchmarks/bench_tiled.py
-    # --dtypes, n = 5000 and 20,000), float32 against float64 tiles: 1.7 at
-    # d = 8, 1.7-2.0 at 10 and 20, 1.7-1.9 at 50, 2.1-2.3 at 100.
+    # float32 particles: float32 tiles, float64 across tiles (bench_tiled.py --dtypes).
     return np.float32 if x.dtype == np.float32 else np.float64
 
 
@@ -186,12 +175,9 @@ def imq_stein_diagonal(x, s, bw, beta):
     return np.einsum("ij,ij->i", s, s) + 2.0 * x.shape[1] * beta / bw
 
 
-# The tiled path for the base kernel's sums (SVGD, MMD) from this dimension on,
-# for at least this many points. Measured as for the Stein sums (serial, side by
-# side, on a loaded machine): at n = 3000 tiled against direct 0.85-1.1 at
-# d = 6-12 and 1.4-1.8 at d = 20; at n = 1000 it lost up to d = 12. Their
-# direct rows do less per pair than the Stein kernels' (no S, no D . u), so the
-# products pay later.
+# The tiled path for the base kernel's sums (SVGD, MMD): later than the Stein
+# sums', whose direct rows do more per pair (bench_tiled.py --crossover
+# --kernels svgd,mmd --serial).
 _TILED_CROSS_MIN_D = 16
 _TILED_CROSS_MIN_N = 2000
 

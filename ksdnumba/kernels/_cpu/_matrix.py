@@ -54,6 +54,9 @@ from ._twins import twin
 from ._vecmath import _KERNEL, _not_inlined, _ordered_sum, _wide_vectors, fexp, like
 
 _TILE = 128
+# Right-hand sides are taken in chunks of this many columns, so that a tile's
+# product (T x _COLS) stays in a core's L2 while it is added up.
+_COLS = 256
 # From this dimension on the tiles come from Gram products; below, from the pair
 # loop (bench_stein_matrix.py --crossover).
 _GRAM_MIN_D = 6
@@ -440,27 +443,30 @@ def _pair_products(I0, bi, J0, bj, layout, W, out, lower, F, Hf, T, buf):
     lower triangle of ``H`` times ``W``)."""
     Ht = Hf[: bi * bj].reshape((bi, bj))
     _fill(I0, bi, J0, bj, layout, F, Ht, buf)
-    B = W.shape[1]
+    n_cols, n, B = W.shape
     same = I0 == J0
-    if B == 1:
-        _add_matvec(Ht, bi, bj, W[:, 0], out[:, 0], I0, J0, not same, lower, buf[0])
+    if n_cols == 1 and B == 1:
+        _add_matvec(Ht, bi, bj, W[0].reshape(n), out[0].reshape(n), I0, J0, not same, lower,
+                    buf[0])
         return
     if lower and same:
         for i in range(bi):
             for j in range(i, bj):
                 Ht[i, j] = 0.0
-    if not (lower and not same):
-        t1 = T[: bi * B].reshape((bi, B))
-        np.dot(Ht, W[J0 : J0 + bj], t1)
-        _add_rows(out, I0, t1)
-    if not same:
-        t2 = T[: bj * B].reshape((bj, B))
-        np.dot(Ht.T, W[I0 : I0 + bi], t2)
-        _add_rows(out, J0, t2)
+    for q in range(n_cols):
+        Wq = W[q]
+        if not (lower and not same):
+            t1 = T[: bi * B].reshape((bi, B))
+            np.dot(Ht, Wq[J0 : J0 + bj], t1)
+            _add_rows(out[q], I0, t1)
+        if not same:
+            t2 = T[: bj * B].reshape((bj, B))
+            np.dot(Ht.T, Wq[I0 : I0 + bi], t2)
+            _add_rows(out[q], J0, t2)
 
 
 def _products_body(layout, W, out, lower, tile, F, Hf, T, buf):
-    n = W.shape[0]
+    n = W.shape[1]
     n_chunks = F.shape[0]
     nb = (n + tile - 1) // tile
     m = nb + (nb & 1)  # with an odd count, a dummy tile sits out each round
@@ -491,8 +497,7 @@ def _products_body(layout, W, out, lower, tile, F, Hf, T, buf):
 @njit(**_KERNEL)
 def _lower_row_tile(I, layout, W, out, tile, F, Hf, T, buf):
     """``out[I] += sum_{J <= I} tril(H_IJ) W_J``, strictly below the diagonal."""
-    n = W.shape[0]
-    B = W.shape[1]
+    n_cols, n, B = W.shape
     i0 = I * tile
     bi = min(tile, n - i0)
     for J in range(I + 1):
@@ -504,19 +509,21 @@ def _lower_row_tile(I, layout, W, out, tile, F, Hf, T, buf):
             for i in range(bi):
                 for j in range(i, bj):
                     Ht[i, j] = 0.0
-        if B == 1:
-            _add_matvec(Ht, bi, bj, W[:, 0], out[:, 0], i0, j0, False, False, buf[0])
+        if n_cols == 1 and B == 1:
+            _add_matvec(Ht, bi, bj, W[0].reshape(n), out[0].reshape(n), i0, j0, False, False,
+                        buf[0])
         else:
-            t1 = T[: bi * B].reshape((bi, B))
-            np.dot(Ht, W[j0 : j0 + bj], t1)
-            _add_rows(out, i0, t1)
+            for q in range(n_cols):
+                t1 = T[: bi * B].reshape((bi, B))
+                np.dot(Ht, W[q][j0 : j0 + bj], t1)
+                _add_rows(out[q], i0, t1)
 
 
 def _lower_body(layout, W, out, tile, F, Hf, T, buf):
     """Strictly lower triangle of ``H`` times ``W``: each row tile owns its tiles on and
     left of the diagonal; tasks take row tiles ``I`` and ``nb - 1 - I`` (even work),
     so the threads never meet and never share an output row."""
-    n = W.shape[0]
+    n = W.shape[1]
     nb = (n + tile - 1) // tile
     n_tasks = (nb + 1) // 2
     n_chunks = F.shape[0]
@@ -559,22 +566,38 @@ def products(layout, W, lower=False, parallel=None, tile=_TILE):
     ``W`` is ``(n, B)``; it is multiplied in the tiles' dtype.
     """
     n = layout.n
-    W = np.ascontiguousarray(W, dtype=layout.dtype)
     B = W.shape[1]
+    Wc = _by_columns(W, layout.dtype)
     tile = int(min(tile, max(n, 1)))
     parallel = n > tile if parallel is None else bool(parallel)
     n_chunks = _chunks(n, tile, parallel)
-    out = np.zeros((n, B))
-    F, Hf, T, buf = _scratch(layout, n_chunks, tile, B)
+    out = np.zeros(Wc.shape)
+    F, Hf, T, buf = _scratch(layout, n_chunks, tile, Wc.shape[2])
     threaded = parallel and n_chunks > 1
     with single_threaded_blas():
         if lower:
-            (_lower_parallel if threaded else _lower_serial)(layout.arrays(), W, out, tile, F,
+            (_lower_parallel if threaded else _lower_serial)(layout.arrays(), Wc, out, tile, F,
                                                             Hf, T, buf)
         else:
-            (_products_parallel if threaded else _products_serial)(layout.arrays(), W, out,
+            (_products_parallel if threaded else _products_serial)(layout.arrays(), Wc, out,
                                                                   False, tile, F, Hf, T, buf)
-    return out
+    return _from_columns(out, B)
+
+
+def _by_columns(W, dtype):
+    """``W`` ``(n, B)`` as ``(q, n, c)`` contiguous chunks of ``c <= _COLS`` columns."""
+    n, B = W.shape
+    c = min(B, _COLS)
+    q = -(-B // c)
+    Wc = np.zeros((q, n, c), dtype=dtype)
+    for k in range(q):
+        Wc[k, :, : min(c, B - k * c)] = W[:, k * c : (k + 1) * c]
+    return Wc
+
+
+def _from_columns(out, B):
+    q, n, c = out.shape
+    return np.ascontiguousarray(out.transpose(1, 0, 2).reshape(n, q * c)[:, :B])
 
 
 # --------------------------------------------------------------------------- forms
@@ -588,14 +611,14 @@ def _forms_row_tile(I, layout, metrics, W, tile, partial, F, Hf, G, buf):
     ``(weights (K, d), lams (K,), traces (K,))``: the Gram tiles serve all K."""
     mode, kind, beta, X, Y, S, Z, xT, sT, n1, n2, av, _, _, _, alpha2 = layout
     weights, lams, traces = metrics
-    n = W.shape[0]
-    B = W.shape[1]
+    n_cols, n, B = W.shape
     nb = (n + tile - 1) // tile
     i0 = I * tile
     ni = min(tile, n - i0)
     for k in range(lams.shape[0]):
-        for b in range(B):
-            partial[k, b] = 0.0
+        for q in range(n_cols):
+            for b in range(B):
+                partial[k, q, b] = 0.0
     for J in range(I, nb):
         j0 = J * tile
         nj = min(tile, n - j0)
@@ -606,16 +629,19 @@ def _forms_row_tile(I, layout, metrics, W, tile, partial, F, Hf, G, buf):
         for k in range(lams.shape[0]):
             _rows(i0, ni, j0, nj, mode, kind, beta, xT, sT, n1, n2, av, weights[k], lams[k],
                   traces[k], alpha2, F, Ht, buf)
-            np.dot(Ht, W[j0 : j0 + nj], Gs)
-            for a in range(ni):
-                wa = W[i0 + a]
-                ga = Gs[a]
-                for b in range(B):
-                    partial[k, b] += factor * wa[b] * ga[b]
+            for q in range(n_cols):
+                Wq = W[q]
+                np.dot(Ht, Wq[j0 : j0 + nj], Gs)
+                pq = partial[k, q]
+                for a in range(ni):
+                    wa = Wq[i0 + a]
+                    ga = Gs[a]
+                    for b in range(B):
+                        pq[b] += factor * wa[b] * ga[b]
 
 
 def _forms_body(layout, metrics, W, tile, partial, F, Hf, G, buf):
-    n = W.shape[0]
+    n = W.shape[1]
     nb = (n + tile - 1) // tile
     n_tasks = (nb + 1) // 2
     n_chunks = F.shape[0]
@@ -637,9 +663,11 @@ _forms_serial = twin(_forms_body, "_forms_serial", parallel=False)
 
 @njit(cache=True)
 def _sum_partials(partial, out):
+    """``out[k, q, b]``: the row tiles' partial forms summed in tile order."""
     for k in range(partial.shape[0]):
-        for b in range(partial.shape[2]):
-            out[k, b] = _ordered_sum(partial[k, :, b])
+        for q in range(partial.shape[2]):
+            for b in range(partial.shape[3]):
+                out[k, q, b] = _ordered_sum(partial[k, :, q, b])
 
 
 def quadratic_forms(layout, W, lams=None, parallel=None, tile=_TILE):
@@ -650,8 +678,8 @@ def quadratic_forms(layout, W, lams=None, parallel=None, tile=_TILE):
     ``(len(lams), B)`` then.
     """
     n = layout.n
-    W = np.ascontiguousarray(W, dtype=layout.dtype)
     B = W.shape[1]
+    Wc = _by_columns(W, layout.dtype)
     several = lams is not None
     if several:
         if layout.mode not in (ISO, DIRECT) or not np.all(layout.weights == layout.weights[0]):
@@ -667,13 +695,15 @@ def quadratic_forms(layout, W, lams=None, parallel=None, tile=_TILE):
     nb = (n + tile - 1) // tile
     parallel = n > tile if parallel is None else bool(parallel)
     n_chunks = _chunks(n, tile, parallel) if parallel else 1
-    F, Hf, G, buf = _scratch(layout, n_chunks, tile, B)
-    partial = np.zeros((lams.shape[0], nb, B))
-    args = (layout.arrays(), (weights, lams, traces), W, tile, partial, F, Hf, G, buf)
+    q, _, c = Wc.shape
+    F, Hf, G, buf = _scratch(layout, n_chunks, tile, c)
+    partial = np.zeros((lams.shape[0], nb, q, c))
+    args = (layout.arrays(), (weights, lams, traces), Wc, tile, partial, F, Hf, G, buf)
     with single_threaded_blas():
         (_forms_parallel if parallel and n_chunks > 1 else _forms_serial)(*args)
-    out = np.empty((lams.shape[0], B))
+    out = np.empty((lams.shape[0], q, c))
     _sum_partials(partial, out)
+    out = out.reshape(lams.shape[0], q * c)[:, :B]
     return out if several else out[0]
 
 

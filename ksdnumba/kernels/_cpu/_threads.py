@@ -3,9 +3,9 @@
 numba's ``np.dot`` calls SciPy's BLAS (``scipy.linalg.cython_blas``); L-BFGS-B
 calls NumPy's between evaluations. Both OpenBLAS builds start as many threads as
 there are cores; called from inside numba's parallel loops, or between them
-while numba's threads still spin, they compete with numba for the same cores:
-measured on a 2-core machine, GEMMs inside the tiled pair sums took 20-50 times
-longer, and one 50-particle L-BFGS run 90 times longer. :func:`single_threaded_blas`
+while numba's threads still spin, they compete with numba for the same cores,
+and GEMMs inside the tiled pair sums, or a small L-BFGS run, slow down by an
+order of magnitude or more (``tests/test_threads.py``). :func:`single_threaded_blas`
 holds every BLAS loaded in the process to one thread for the duration of a
 ``with`` block and restores the previous counts on exit; it never touches
 environment variables, and does nothing at import.

@@ -22,8 +22,7 @@ with itself:
 so three Gram products of a tile, ``X_I X_J^T``, ``S_I S_J^T`` and
 ``Z_I Z_J^T``, give them all. That is three quarters of the arithmetic and of
 the stores of one product of the stacked ``[X_I; S_I]`` with
-``[X_J; S_J]^T``, which computes the two cross products apart: the Gram part
-ran 1.22-1.27 times faster for d = 8 to 100, in both dtypes. ``alpha`` is the
+``[X_J; S_J]^T``, which computes the two cross products apart. ``alpha`` is the
 power of two nearest ``(rms|s| / rms|x|)^(1/2)``, so that ``alpha x`` and
 ``s / alpha`` are of one size (within a factor of two): the three terms are
 then of the size of the cross products they replace, little is lost to
@@ -76,12 +75,9 @@ from ._direct import _imq_block
 from ._twins import twin
 from ._vecmath import _KERNEL, _not_inlined, _ordered_sum, _wide_vectors, fexp, like
 
-# Rows per tile. 128 x 128 tiles keep the scratch of one thread (the Gram tile,
-# three coefficient tiles) near 1 MB, within a core's L2; 256 was measured 1.7
-# times slower at d = 10, n = 5000, and no faster at d = 50 (float64). float32
-# tiles of 256 rows take half the bytes; side by side with 128 (bench_tiled.py
-# --dtypes, n = 5000, two threads) they ran 1.1-1.15 times faster at d = 100,
-# as fast at d = 50 and 1.15 times slower at d = 20.
+# Rows per tile: 128 x 128 keeps a thread's scratch (a Gram tile, three
+# coefficient tiles) within a core's L2; float32 tiles of 256 rows, half the
+# bytes, pay from d = 64 (bench_tiled.py --dtypes).
 _TILE = 128
 _TILE32_WIDE = 256
 _TILE32_WIDE_MIN_D = 64
@@ -575,9 +571,8 @@ def tiled_radial_sums(kind, x, s, bw, beta, grad, parallel, dtype, symmetric=Tru
     acc3 = np.zeros((0 if gaussian else rows, d))
     sums = np.zeros((2, rows))
     n_chunks = get_num_threads() if parallel else 1
-    # Zeroed, not left as whatever memory held: float32 tiles on fresh memory
-    # ran 100-400 times slower now and then (0.1 ms or 50 ms for the same call),
-    # the signature of subnormal numbers in the garbage reaching the products.
+    # Zeroed, not left as whatever memory held: subnormal numbers in the garbage
+    # made float32 products on fresh memory slower by orders of magnitude.
     F = _aligned((n_chunks, 3 * tile * tile), dtype, zero=True)
     Pf = _aligned((n_chunks, tile * tile), dtype, zero=True)
     Qf = _aligned((n_chunks, tile * tile), dtype, zero=True)

@@ -18,13 +18,15 @@ import time
 import numpy as np
 from numba import njit, prange
 
-from .._host import radial_diagonal
+from .._host import linear_stein_block, linear_stein_diagonal, radial_diagonal
+from .._kinds import GAUSSIAN, IMQ, LINEAR
 from ._drivers import _n_chunks
 from ._profiles import pair_terms, profile_row
 from ._twins import twin
 from ._vecmath import _KERNEL
 
 _BLOCK = 256
+RADIAL_KINDS = (GAUSSIAN, IMQ)
 # The greedy loop wakes the threads once per step: below this many coordinates
 # (n d) a step is too short (~10 microseconds) to gain from a second thread, and
 # on a loaded machine each wake-up can cost far more than that.
@@ -86,6 +88,8 @@ def stein_columns(layout, cols, rows=None, parallel=None):
     n = xT.shape[1]
     cols = np.ascontiguousarray(cols, dtype=np.int64)
     rows = np.arange(n, dtype=np.int64) if rows is None else np.ascontiguousarray(rows, np.int64)
+    if layout.kind == LINEAR:  # a closed form, O(n d) per column as the others
+        return linear_stein_block(xT.T, sT.T, rows, cols)
     out = np.empty((cols.shape[0], rows.shape[0]))  # one contiguous row per column
     if parallel is None:
         parallel = rows.shape[0] * xT.shape[0] > _GREEDY_SERIAL_MAX_WORK
@@ -98,7 +102,9 @@ def stein_columns(layout, cols, rows=None, parallel=None):
 
 
 def stein_diagonal(layout):
-    r""":math:`k_p(x_i, x_i)` for the radial kernels of a layout (closed form), float64 ``(n,)``."""
+    r""":math:`k_p(x_i, x_i)` of a layout (closed form), float64 ``(n,)``."""
+    if layout.kind == LINEAR:
+        return linear_stein_diagonal(layout.xT.T, layout.sT.T)
     return radial_diagonal(layout.kind, layout.beta, layout.sT, layout.trace)
 
 
@@ -216,6 +222,8 @@ def greedy_thinning(layout, m, lap=None, logp=None, lam=0.0, log_weights=None, p
         :math:`\sum_{a, b \le t} k_p(x_{i_a}, x_{i_b})` (weighted), the
         unnormalised squared KSD of the first ``t`` picks.
     """
+    if layout.kind not in RADIAL_KINDS:
+        raise ValueError("greedy thinning takes a radial kernel (gaussian or imq)")
     xT, sT = layout.xT, layout.sT
     n = xT.shape[1]
     obj = stein_diagonal(layout)
