@@ -11,6 +11,7 @@ from ._result import SamplingResult
 from ._sweep import FitResult, SweepResult, grid, sweep
 from .contenders import mmd_lbfgs, svgd
 from .descent import ksdd_gradient, ksdd_lbfgs
+from .diagnostics import KSDDiagnosticResult, ksd_curve, ksd_diagnostic
 from .gof import (
     KSDAggResult,
     KSDTestResult,
@@ -55,6 +56,7 @@ __all__ = [
     "GradientFreeThinningResult",
     "GaussianMixture",
     "KSDAggResult",
+    "KSDDiagnosticResult",
     "KSDTestResult",
     "RelativeKSDTestResult",
     "SamplingResult",
@@ -69,6 +71,8 @@ __all__ = [
     "histogram_kl",
     "ksd",
     "ksd_and_grad",
+    "ksd_curve",
+    "ksd_diagnostic",
     "ksd_test",
     "ksdagg",
     "ksdd_gradient",

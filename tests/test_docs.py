@@ -86,7 +86,7 @@ def test_code_blocks_run(page):
     namespace = {}
     try:
         for code in python_blocks(page):
-            if re.search(r"\b(torch|ksddescent)\b", code):
+            if re.search(r"\b(torch|ksddescent|pymc|arviz)\b", code):
                 continue
             exec(compile(code, str(page), "exec"), namespace)
     finally:

@@ -386,7 +386,7 @@ def test_package_tools_accept_the_target(targets):
     assert np.isfinite(ksd2) and ksd2 > 0
     res = kn.stein_thinning(x, target.score(x), 5)
     assert res.indices.shape == (5,)
-    test = kn.ksd_test(x, target, n_bootstrap=50, random_state=0)
+    test = kn.ksd_test(x, target, n_resamples=50, rng=0)
     assert 0.0 <= test.pvalue <= 1.0
     fit = kn.ksdd_lbfgs(x[:10], target, max_iter=3)
     assert fit.x.shape == (10, target.n_dims) and np.isfinite(fit.fun)
