@@ -34,6 +34,8 @@ from .kernels._cpu._vecmath import _not_inlined
 BASE_GAUSSIAN = -1
 
 _BLOCK = 256
+# Pairs of a halving between two meetings of the threads.
+_PAIRS = 64
 # Comparisons and the halving's arithmetic in IEEE order (goodpoints compiles
 # its Cython without fast-math).
 _EXACT = {"cache": True, "error_model": "numpy"}
@@ -86,35 +88,60 @@ def _entry(kind, beta, xT, sT, w, trace, a, b, acc, one):
 
 
 @njit(**_EXACT)
-def _add_columns(
-    kind, beta, xT, sT, w, trace, ca, cb, r0, r1, acc_a, acc_b, diff, acc_m, a_first, buf
+def _add_pairs(
+    kind, beta, xT, sT, w, trace, out0, out1, j0, j1, r0, r1, acc0, acc1, full, acc_m, buf
 ):
-    r"""Rows ``r0 .. r1 - 1``: ``acc_b += k(., x_cb) - k(., x_ca)`` when ``diff``, else
-    ``acc_a += k(., x_ca)`` and ``acc_b += k(., x_cb)``, and ``acc_m`` (when not empty)
-    gets both columns in the points' order (``ca`` first when ``a_first``), so that
-    it sums each row in index order. ``buf``: ``(10, _BLOCK)``."""
+    r"""Rows ``r0 .. r1 - 1`` receive the columns of the pairs ``j0 .. j1 - 1``.
+
+    ``full``: ``acc0 += k(., c^0_j)``, ``acc1 += k(., c^1_j)`` and ``acc_m`` (when
+    not empty) both, in the points' order (so that it sums each row in index
+    order); else ``acc1 += k(., c^1_j) - k(., c^0_j)``. ``buf``: ``(10, _BLOCK)``.
+    """
     acc = buf[0:8]
     va = buf[8]
     vb = buf[9]
     for i0 in range(r0, r1, _BLOCK):
         i1 = min(i0 + _BLOCK, r1)
-        _values(kind, beta, xT, sT, w, trace, ca, i0, i1, va, acc)
-        _values(kind, beta, xT, sT, w, trace, cb, i0, i1, vb, acc)
-        if diff:
-            for i in range(i0, i1):
-                acc_b[i] += vb[i - i0] - va[i - i0]
-        else:
-            for i in range(i0, i1):
-                acc_a[i] += va[i - i0]
-                acc_b[i] += vb[i - i0]
-            if acc_m.shape[0] > 0:
+        for j in range(j0, j1):
+            ca = out0[j]
+            cb = out1[j]
+            _values(kind, beta, xT, sT, w, trace, ca, i0, i1, va, acc)
+            _values(kind, beta, xT, sT, w, trace, cb, i0, i1, vb, acc)
+            if not full:
                 for i in range(i0, i1):
-                    if a_first:
+                    acc1[i] += vb[i - i0] - va[i - i0]
+                continue
+            for i in range(i0, i1):
+                acc0[i] += va[i - i0]
+                acc1[i] += vb[i - i0]
+            if acc_m.shape[0] > 0:
+                if ca < cb:
+                    for i in range(i0, i1):
                         acc_m[i] += va[i - i0]
                         acc_m[i] += vb[i - i0]
-                    else:
+                else:
+                    for i in range(i0, i1):
                         acc_m[i] += vb[i - i0]
                         acc_m[i] += va[i - i0]
+
+
+@njit(**_EXACT)
+def _within_block(kind, beta, xT, sT, w, trace, out0, out1, j0, i, p0, p1, cols, acc):
+    r"""The part of :math:`\alpha_i` from the pairs ``j0 .. i - 1`` of the current block."""
+    if i == j0:
+        return 0.0
+    lo = 2 * j0
+    hi = 2 * i
+    c0 = cols[0]
+    c1 = cols[1]
+    _values(kind, beta, xT, sT, w, trace, p0, lo, hi, c0, acc)
+    _values(kind, beta, xT, sT, w, trace, p1, lo, hi, c1, acc)
+    alpha = 0.0
+    for j in range(j0, i):
+        a = out0[j] - lo
+        b = out1[j] - lo
+        alpha += (c0[b] - c0[a]) - (c1[b] - c1[a])
+    return alpha
 
 
 def _halve_body(
@@ -142,50 +169,58 @@ def _halve_body(
     k(x_{2i+1}, .)\|^2`, the adaptive threshold :math:`a` and
     :math:`\alpha = \sum_{j < i} [k(x_{2i}, c^1_j) - k(x_{2i}, c^0_j)
     - k(x_{2i+1}, c^1_j) + k(x_{2i+1}, c^0_j)]`, the second point joins
-    coreset 0 when ``u[i] <= (1 - alpha / a) / 2``. ``full``: the columns of
-    every point are summed over all rows (``acc0``/``acc1``: each row's kernel
-    sum with coreset 0 / 1, which also give the row means and the swap's start);
-    else ``acc1`` holds only the running difference, on the rows still to come.
-    ``acc_m`` (``full`` only, may be empty): each row's sum over all points, in
-    index order (goodpoints' row means).
+    coreset 0 when ``u[i] <= (1 - alpha / a) / 2``.
+
+    The pairs go in blocks of ``_PAIRS``: within a block, :math:`\alpha` adds the
+    block's earlier pairs from two short columns; after it, one threaded pass
+    adds the block's columns to the rows' running sums (one meeting of the
+    threads per block, not per pair). ``full``: the sums run over all rows,
+    ``acc0``/``acc1`` (each row's kernel sum with coreset 0 / 1, which also give
+    the swap's start) and ``acc_m`` (every point, in index order: goodpoints'
+    row means); else ``acc1`` holds only the running difference, on the rows of
+    the pairs still to come.
     """
     n = xT.shape[1]
     npairs = n // 2
     top = 2 * npairs
     log_multiplier = 2.0 * np.log(2.0 * n / delta)
     sig_sqd = 0.0
-    acc = np.empty((8, 1))
+    acc = np.empty((8, _BLOCK))
+    cols = np.empty((2, 2 * _PAIRS))
     one = np.empty(1)
-    for i in range(npairs):
-        p0 = 2 * i
-        p1 = p0 + 1
-        k01 = _entry(kind, beta, xT, sT, w, trace, p1, p0, acc, one)
-        b_sqd = diag[p0] - 2.0 * k01 + diag[p1]
-        thresh = np.sqrt(sig_sqd * b_sqd * log_multiplier)
-        if b_sqd > thresh:
-            thresh = b_sqd
-        if sig_sqd == 0.0:
-            sig_sqd = b_sqd
-        elif thresh != 0.0:
-            update = 1.0 + (b_sqd / thresh - 2.0) * sig_sqd / thresh
-            if update > 0.0:
-                sig_sqd += b_sqd * update
-        if thresh == 0.0:
-            thresh = 1.0
-        if full:
-            alpha = (acc1[p0] - acc0[p0]) - (acc1[p1] - acc0[p1])
-        else:
-            alpha = acc1[p0] - acc1[p1]
-        prob_point1 = 0.5 * (1.0 - alpha / thresh)
-        if u[i] <= prob_point1:
-            c0 = p1
-            c1 = p0
-        else:
-            c0 = p0
-            c1 = p1
-        out0[i] = c0
-        out1[i] = c1
-        lo = 0 if full else p1 + 1
+    for j0 in range(0, npairs, _PAIRS):
+        j1 = min(npairs, j0 + _PAIRS)
+        for i in range(j0, j1):
+            p0 = 2 * i
+            p1 = p0 + 1
+            k01 = _entry(kind, beta, xT, sT, w, trace, p1, p0, acc, one)
+            b_sqd = diag[p0] - 2.0 * k01 + diag[p1]
+            thresh = np.sqrt(sig_sqd * b_sqd * log_multiplier)
+            if b_sqd > thresh:
+                thresh = b_sqd
+            if sig_sqd == 0.0:
+                sig_sqd = b_sqd
+            elif thresh != 0.0:
+                update = 1.0 + (b_sqd / thresh - 2.0) * sig_sqd / thresh
+                if update > 0.0:
+                    sig_sqd += b_sqd * update
+            if thresh == 0.0:
+                thresh = 1.0
+            if full:
+                alpha = (acc1[p0] - acc0[p0]) - (acc1[p1] - acc0[p1])
+            else:
+                alpha = acc1[p0] - acc1[p1]
+            alpha += _within_block(
+                kind, beta, xT, sT, w, trace, out0, out1, j0, i, p0, p1, cols, acc
+            )
+            prob_point1 = 0.5 * (1.0 - alpha / thresh)
+            if u[i] <= prob_point1:
+                out0[i] = p1
+                out1[i] = p0
+            else:
+                out0[i] = p0
+                out1[i] = p1
+        lo = 0 if full else 2 * j1
         hi = n if full else top
         if hi <= lo:
             continue
@@ -193,22 +228,23 @@ def _halve_body(
         for ch in prange(n_chunks):
             r0 = lo + ch * m // n_chunks
             r1 = lo + (ch + 1) * m // n_chunks
-            _add_columns(
+            _add_pairs(
                 kind,
                 beta,
                 xT,
                 sT,
                 w,
                 trace,
-                c0,
-                c1,
+                out0,
+                out1,
+                j0,
+                j1,
                 r0,
                 r1,
                 acc0,
                 acc1,
-                not full,
+                full,
                 acc_m,
-                c0 == p0,
                 scratch[ch],
             )
 
@@ -267,7 +303,8 @@ def _refine_body(
     MMD (to the zero measure when ``mean_k`` is empty, else to the rows'
     means ``mean_k``); ``start[i] = sum_j k(x_i, x_{coreset[j]})``. With
     ``unique``, candidates are the point itself and ``non`` (the complement,
-    kept up to date).
+    kept up to date). One threaded pass per coreset point: it adds back the
+    previous winner's column, takes out the next point's and finds the argmin.
     """
     n = xT.shape[1]
     size = coreset.shape[0]
@@ -281,8 +318,10 @@ def _refine_body(
             suff[i] = diag[i] / size
             suff[i] += 2.0 * (start[i] / size - mean_k[i])
     n_non = non.shape[0]
-    for idx in range(size):
-        cp = coreset[idx]
+    pending = -1  # the previous winner, whose column is still to be added
+    stored = False  # ... and is col_a (the winner was the point it replaced)
+    for idx in range(size + 1):
+        cp = coreset[idx] if idx < size else -1
         for ch in prange(n_chunks):
             buf = scratch[ch]
             r0 = ch * n // n_chunks
@@ -291,6 +330,16 @@ def _refine_body(
             bi = -1
             for i0 in range(r0, r1, _BLOCK):
                 i1 = min(i0 + _BLOCK, r1)
+                if pending >= 0:
+                    if stored:
+                        for i in range(i0, i1):
+                            suff[i] += col_a[i] * two
+                    else:
+                        _values(kind, beta, xT, sT, w, trace, pending, i0, i1, buf[9], buf[0:8])
+                        for i in range(i0, i1):
+                            suff[i] += buf[9, i - i0] * two
+                if cp < 0:
+                    continue
                 _values(kind, beta, xT, sT, w, trace, cp, i0, i1, buf[8], buf[0:8])
                 for i in range(i0, i1):
                     col_a[i] = buf[8, i - i0]
@@ -300,6 +349,8 @@ def _refine_body(
                         bi = i
             best_val[ch] = bv
             best_idx[ch] = bi
+        if cp < 0:
+            break
         if unique:
             best = cp
             lowest = suff[cp]
@@ -319,22 +370,8 @@ def _refine_body(
                     lowest = best_val[ch]
                     best = best_idx[ch]
         coreset[idx] = best
-        if best == cp:
-            for ch in prange(n_chunks):
-                r0 = ch * n // n_chunks
-                r1 = (ch + 1) * n // n_chunks
-                for i in range(r0, r1):
-                    suff[i] += col_a[i] * two
-        else:
-            for ch in prange(n_chunks):
-                buf = scratch[ch]
-                r0 = ch * n // n_chunks
-                r1 = (ch + 1) * n // n_chunks
-                for i0 in range(r0, r1, _BLOCK):
-                    i1 = min(i0 + _BLOCK, r1)
-                    _values(kind, beta, xT, sT, w, trace, best, i0, i1, buf[9], buf[0:8])
-                    for i in range(i0, i1):
-                        suff[i] += buf[9, i - i0] * two
+        pending = best
+        stored = best == cp
 
 
 _refine_parallel = twin(_refine_body, "_refine_parallel", parallel=True)

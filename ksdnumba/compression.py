@@ -699,25 +699,29 @@ class _Points:
         )
 
 
-# Below this many coordinates (n d) a loop step is too short to gain from threads.
-_SERIAL_MAX_WORK = 2**15
+# The loops meet their threads once per step; below this much work per step
+# (pair-coordinate evaluations) the meeting costs more than the second thread saves,
+# the more so on a machine shared with other work.
+_PARALLEL_MIN_WORK = 2**20
 
 
-def _threads(P):
-    """``(drivers, n_chunks, scratch)`` for a problem of ``P.n`` points."""
+def _threads(P, work):
+    """``(drivers, n_chunks, scratch)`` for steps of ``work`` evaluations on ``P``'s points."""
     from numba import get_num_threads
 
     from ._compression_kernels import _BLOCK, _drivers
 
     threads = get_num_threads()
-    parallel = threads > 1 and P.n * P.xT.shape[0] > _SERIAL_MAX_WORK
+    parallel = threads > 1 and work * P.xT.shape[0] >= _PARALLEL_MIN_WORK
     n_chunks = min(P.n, 8 * threads) if parallel else 1
     return _drivers(parallel), n_chunks, np.empty((n_chunks, 10, _BLOCK))
 
 
 def _halve(P, delta, u, full):
-    """KT's halving of the points of ``P`` in pairs: ``(coreset0, coreset1[, acc0, acc1])``."""
-    (halve, _, _), n_chunks, scratch = _threads(P)
+    """KT's halving of the points of ``P`` in pairs: ``(coreset0, coreset1, acc0, acc1, acc_m)``."""
+    from ._compression_kernels import _PAIRS
+
+    (halve, _, _), n_chunks, scratch = _threads(P, 2 * _PAIRS * P.n)
     n = P.n
     out0 = np.empty(n // 2, dtype=np.int64)
     out1 = np.empty(n // 2, dtype=np.int64)
@@ -732,7 +736,7 @@ def _halve(P, delta, u, full):
 
 def _row_sums(P, cols):
     """``sum_j k(x_i, x_{cols[j]})`` for every point ``i`` of ``P``, ``j`` in order."""
-    (_, sums, _), n_chunks, scratch = _threads(P)
+    (_, sums, _), n_chunks, scratch = _threads(P, len(cols) * P.n)
     out = np.empty(P.n)
     sums(*P.args(), np.ascontiguousarray(cols, dtype=np.int64), out, scratch, n_chunks)
     return out
@@ -745,7 +749,7 @@ def _ordered_sum(values):
 
 def _refine(P, coreset, mean_k, start, unique, non):
     """KT-SWAP's refinement of ``coreset`` (indices into ``P``) in place."""
-    (_, _, refine), n_chunks, scratch = _threads(P)
+    (_, _, refine), n_chunks, scratch = _threads(P, 2 * P.n)
     n = P.n
     refine(
         *P.args(),
