@@ -46,6 +46,9 @@ __all__ = ["KernelThinningResult", "WeightsResult", "kernel_thinning", "stein_we
 # Dense blocks (the distinct points' matrix, a face's block) up to 1 GiB (n = 11,585):
 # its products and the support's Cholesky factors cost less than the tiles' passes.
 _DENSE_BYTES = 2**30
+# Points joining the face per outer iteration: the most violated, at most the face's
+# size (so that it grows geometrically, and faces stay near the support's size).
+_MIN_ADD = 64
 # The signed weights' default ridge, relative to the mean of H's diagonal.
 _RIDGE = 1e-4
 
@@ -389,6 +392,8 @@ def _simplex_weights(Hu, K, tol, max_iter, max_bytes, bar):
         inF = np.zeros(u, dtype=bool)
         inF[F] = True
         add = np.flatnonzero(~inF & (mu - g > tol * mu))
+        if add.size > max(_MIN_ADD, F.size):  # the face at most doubles: the most violated
+            add = add[np.argsort(g[add], kind="stable")[: max(_MIN_ADD, F.size)]]
         if add.size == 0 and previous <= kkt:  # the same face again, and no better
             message = (
                 f"the KKT residual stalled at {kkt:.2e} with the face fixed (rounding "
