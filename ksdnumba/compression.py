@@ -49,6 +49,8 @@ _DENSE_BYTES = 2**30
 # Points joining the face per outer iteration: the most violated, at most the face's
 # size (so that it grows geometrically, and faces stay near the support's size).
 _MIN_ADD = 64
+# Rounds of dropping every non-positive weight at once before the classical steps.
+_BLOCK_DROPS = 4
 # The signed weights' default ridge, relative to the mean of H's diagonal.
 _RIDGE = 1e-4
 
@@ -242,11 +244,19 @@ class _Face:
             else _principal(self.Hu, F).toarray(max_bytes=2**62)
         )
         ones = np.ones(F.size)
-        try:
-            factor = sla.cho_factor(A, lower=True, check_finite=False)
-        except np.linalg.LinAlgError:
-            # Numerically singular: no factor to reuse; the least-norm solution,
-            # which the outer loop checks like any other.
+        factor = None
+        scale = float(np.max(np.diag(A))) if F.size else 1.0
+        for jitter in (0.0, 1e-14, 1e-12, 1e-10):
+            # Numerically singular faces (points closer than the float64 kernel tells
+            # apart) are factored with a small multiple of the identity added: the
+            # outer loop checks the weights with H itself.
+            try:
+                factor = sla.cho_factor(A + (jitter * scale) * np.eye(F.size) if jitter else A,
+                                        lower=True, check_finite=False)
+                break
+            except np.linalg.LinAlgError:
+                continue
+        if factor is None:
             self.base = None
             return np.linalg.lstsq(A, ones, rcond=None)[0]
         y = sla.cho_solve(factor, ones, check_finite=False)
@@ -309,7 +319,9 @@ class _Face:
         return self.K is not None or 8 * F.size * F.size <= self.max_bytes
 
     def solve(self, F, guess=None, fresh=False):
-        """The face's minimiser (sums to 1), or None when its system is singular."""
+        r"""``(z, f)``: the face's minimiser (sums to 1) and its objective
+        :math:`z^\top H_{FF} z = 1 / (\mathbf 1^\top H_{FF}^{-1} \mathbf 1)`; ``(None, inf)``
+        when the face's system is singular."""
         self.fresh = True
         if not self.dense(F):
             z = self._cg(F, guess)
@@ -319,9 +331,9 @@ class _Face:
             if z is None:
                 z = self._factor(F, refine=2 if fresh else 1)
         total = z.sum()
-        if not (np.isfinite(total) and total != 0.0):
-            return None
-        return z / total
+        if not (np.isfinite(total) and total > 0.0):
+            return None, np.inf
+        return z / total, 1.0 / total
 
 
 def _kkt(w, g, mask_support):
@@ -334,30 +346,55 @@ def _kkt(w, g, mask_support):
     return max(dual, comp) / mu, mu
 
 
-def _face_minimum(face, F, w, guess):
-    """Active-set inner loop: from feasible ``w``, the minimiser on a subface of ``F``.
+def _face_minimum(face, F, w, f_w):
+    r"""Active-set inner loop: from feasible ``w`` (objective ``f_w``), the minimiser on a
+    subface of ``F``: ``(F, w, f)``, ``w`` None when a face's system is singular.
 
-    Returns ``(F, w)``; ``w`` is None when a face's system is singular.
+    When the face's minimiser has non-positive weights, first all of them leave at
+    once (kept only if the smaller face's minimiser is positive and lowers the
+    objective); else the classical step from ``w`` towards it, to the simplex's
+    boundary, where the points that reach 0 leave. Along that step, with
+    :math:`H_{FF} z = f_z \mathbf 1`, the objective is
+    :math:`f_w - (2t - t^2)(f_w - f_z)`.
     """
+    guess = None
+    blocks = True  # until a block drop fails: then the classical steps only
     while True:
-        z = face.solve(F, guess)
+        z, f_z = face.solve(F, guess)
         if z is None:
-            return F, None
+            return F, None, np.inf
         if np.all(z > 0) and not face.fresh:
             # Solved again from a fresh factor, so that the weights returned carry
             # no error of the dropped-point updates.
-            z = face.solve(F, z, fresh=True)
+            z, f_z = face.solve(F, z, fresh=True)
             if z is None:
-                return F, None
+                return F, None, np.inf
         if np.all(z > 0):
             w = np.zeros_like(w)
             w[F] = z
-            return F, w
+            return F, w, f_z
         wf = w[F]
         at_zero = (wf == 0.0) & (z <= 0.0)
         if np.any(at_zero):  # joined at zero and would turn negative: leave them out
             F, guess = F[~at_zero], z[~at_zero]
             continue
+        G, zg = F, z
+        for _ in range(_BLOCK_DROPS if blocks else 0):
+            G = G[zg > 0]
+            zg, f_g = face.solve(G, zg[zg > 0])
+            if zg is None or not f_g < f_w:
+                break
+            if np.all(zg > 0):
+                if not face.fresh:
+                    zg, f_g = face.solve(G, zg, fresh=True)
+                if zg is not None and np.all(zg > 0) and f_g < f_w:
+                    w = np.zeros_like(w)
+                    w[G] = zg
+                    return G, w, f_g
+                break
+        if blocks:
+            blocks = False
+            z, f_z = face.solve(F, z)  # F's own minimiser again, for the steps below
         # Step from w towards z up to the boundary; the points that reach 0 leave.
         neg = z <= 0.0
         ratio = wf[neg] / (wf[neg] - z[neg])
@@ -366,6 +403,7 @@ def _face_minimum(face, F, w, guess):
         new[np.flatnonzero(neg)[ratio <= t]] = 0.0
         w = np.zeros_like(w)
         w[F] = new / new.sum()
+        f_w = f_w - (2.0 * t - t * t) * (f_w - f_z)
         keep = new > 0.0
         F, guess = F[keep], z[keep]
 
@@ -376,10 +414,17 @@ def _simplex_weights(Hu, K, tol, max_iter, max_bytes, bar):
     product = (lambda v: K @ v) if K is not None else (lambda v: Hu @ v)
     diag = np.diag(K).copy() if K is not None else Hu.diagonal()
     face = _Face(K, Hu, tol, max_bytes, max(100, 10 * u))
-    first = int(np.argmin(diag))
-    F = np.array([first], dtype=np.int64)
+    # Start on the points whose kernel sum is below the mean, uniform weights there
+    # (often close to the support's size), or the smallest diagonal entry alone.
+    g = product(np.full(u, 1.0 / u))
+    F = np.flatnonzero(g <= np.mean(g))
+    limit = u if K is not None else max(1, int(math.sqrt(max_bytes / 8)))
+    if F.size > limit:
+        F = np.sort(F[np.argsort(g[F], kind="stable")[:limit]])
+    if F.size == 0:
+        F = np.array([int(np.argmin(diag))], dtype=np.int64)
     w = np.zeros(u)
-    w[first] = 1.0
+    w[F] = 1.0 / F.size
     g = product(w)
     kkt, mu = _kkt(w, g, w > 0)
     message = f"max_iter={max_iter} outer iterations reached; raise max_iter"
@@ -392,8 +437,13 @@ def _simplex_weights(Hu, K, tol, max_iter, max_bytes, bar):
         inF = np.zeros(u, dtype=bool)
         inF[F] = True
         add = np.flatnonzero(~inF & (mu - g > tol * mu))
-        if add.size > max(_MIN_ADD, F.size):  # the face at most doubles: the most violated
-            add = add[np.argsort(g[add], kind="stable")[: max(_MIN_ADD, F.size)]]
+        # The most violated first; the face at most doubles, and stays within the dense
+        # budget while there is room (the support is usually well below it).
+        room = max(_MIN_ADD, F.size)
+        if K is None and 8 * F.size * F.size <= max_bytes:
+            room = max(1, min(room, int(math.sqrt(max_bytes / 8)) - F.size))
+        if add.size > room:
+            add = add[np.argsort(g[add], kind="stable")[:room]]
         if add.size == 0 and previous <= kkt:  # the same face again, and no better
             message = (
                 f"the KKT residual stalled at {kkt:.2e} with the face fixed (rounding "
@@ -401,7 +451,7 @@ def _simplex_weights(Hu, K, tol, max_iter, max_bytes, bar):
             )
             break
         previous = kkt
-        F, w_new = _face_minimum(face, np.concatenate([F, add]), w, None)
+        F, w_new, _ = _face_minimum(face, np.concatenate([F, add]), w, mu)
         if w_new is None:
             message = "a face's linear system is singular to working precision"
             break
