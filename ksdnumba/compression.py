@@ -251,8 +251,11 @@ class _Face:
             # apart) are factored with a small multiple of the identity added: the
             # outer loop checks the weights with H itself.
             try:
-                factor = sla.cho_factor(A + (jitter * scale) * np.eye(F.size) if jitter else A,
-                                        lower=True, check_finite=False)
+                factor = sla.cho_factor(
+                    A + (jitter * scale) * np.eye(F.size) if jitter else A,
+                    lower=True,
+                    check_finite=False,
+                )
                 break
             except np.linalg.LinAlgError:
                 continue
@@ -536,17 +539,24 @@ def stein_weights(
     problem is solved on the distinct rows and each group's weight goes to its
     first occurrence (the others get 0). The KSD is unchanged by the merge.
 
-    **Solver.** A primal active-set method: from the point with the smallest
-    :math:`H_{ii}`, each outer iteration computes :math:`g = H w` (one product),
-    adds every point :math:`j` with :math:`g_j < w^\top H w` to the face, and
-    minimises over the face (:math:`H_{FF} z \propto \mathbf 1`), stepping back
-    to the simplex's boundary and dropping a point whenever a weight would turn
-    negative. The objective decreases at every step and the method ends in
-    finitely many steps. Up to ``max_bytes`` the distinct points' matrix is held
-    dense and faces are solved by Cholesky factors (with one step of iterative
-    refinement); above, products go through :class:`ksdnumba.SteinMatrix`'s tiles
-    and faces are solved by conjugate gradients on the face's own operator
-    (:math:`|F|^2` per product): O(n d) memory besides the face.
+    **Solver.** A primal active-set method. It starts from uniform weights on
+    the points whose kernel sum :math:`(H \mathbf 1)_i` is below the mean; each
+    outer iteration computes :math:`g = H w` (one product), lets the points with
+    :math:`g_j < w^\top H w` into the face (the most violated first, at most
+    doubling it), and minimises over the face (:math:`H_{FF} z \propto \mathbf
+    1`): if weights turn negative, they first all leave at once (kept when that
+    lowers the objective), else the step from :math:`w` towards the face's
+    minimiser stops at the simplex's boundary and the points reaching 0 leave.
+    The objective decreases at every step and the method ends in finitely many
+    steps. Blocks up to ``max_bytes`` are held dense (the distinct points' whole
+    matrix when it fits) and faces are solved by Cholesky factors, with one step
+    of iterative refinement, a point dropped from a face through a Schur
+    complement of the same factor, and a small multiple of the identity added
+    when a face is numerically singular; above, products go through
+    :class:`ksdnumba.SteinMatrix`'s tiles (O(n d) memory) and faces beyond the
+    budget are solved by conjugate gradients on the face's own operator
+    (:math:`|F|^2` per product; slow where the face is badly conditioned, as in
+    two dimensions).
 
     **Stopping.** With :math:`g = H w` and :math:`\mu = w^\top H w`, the KKT
     conditions of this convex problem are :math:`w \ge 0`, :math:`\sum w = 1`
