@@ -9,6 +9,7 @@ from . import datasets
 from ._arviz import chain_draw_indices, thinned_trace
 from ._result import SamplingResult
 from ._sweep import FitResult, SweepResult, grid, sweep
+from .compression import KernelThinningResult, WeightsResult, kernel_thinning, stein_weights
 from .contenders import mmd_lbfgs, svgd
 from .descent import ksdd_gradient, ksdd_lbfgs
 from .diagnostics import KSDDiagnosticResult, ksd_curve, ksd_diagnostic
@@ -58,17 +59,20 @@ __all__ = [
     "KSDAggResult",
     "KSDDiagnosticResult",
     "KSDTestResult",
+    "KernelThinningResult",
     "RelativeKSDTestResult",
     "SamplingResult",
     "ScoreFunction",
     "SteinMatrix",
     "SweepResult",
     "ThinningResult",
+    "WeightsResult",
     "amari_distance",
     "chain_draw_indices",
     "datasets",
     "grid",
     "histogram_kl",
+    "kernel_thinning",
     "ksd",
     "ksd_and_grad",
     "ksd_curve",
@@ -83,6 +87,7 @@ __all__ = [
     "relative_ksd_test",
     "stein_thinning",
     "stein_thinning_gf",
+    "stein_weights",
     "svgd",
     "sweep",
     "thinned_trace",

@@ -414,6 +414,8 @@ POSITIONAL = {
     "ksd_curve": ("sample", "scores"),
     "ksd_diagnostic": ("draws", "scores_or_target"),
     "plot_ksd_curve": ("result",),
+    "stein_weights": ("sample", "scores"),
+    "kernel_thinning": ("sample", "scores", "rounds"),
 }
 
 
