@@ -1,8 +1,8 @@
 """kn.SteinMatrix against the machine's bounds, measured in one process.
 
-Each part prints a table and adds its rows to a JSON file (``--json``, default
-``benchmarks/results/stein_matrix.json``) with the machine's CPU, the revision and
-the date:
+Each part prints a table and adds its rows to ``benchmarks/results/stein_matrix.json``
+(``--json PATH`` elsewhere, ``--no-json`` not at all; ``benchmarks/_results.py``)
+with the machine's CPU, the revision and the date:
 
 * ``bound``: GFLOP/s of a two-threaded float64 GEMM (2000 x 2000), the bound of
   the products, and of float32; the memory bandwidth of a NumPy sum over the
@@ -26,38 +26,15 @@ Times are the best of ``--rounds`` calls, the compared callables called in turns
 """
 
 import argparse
-import json
-import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-
-
-def machine():
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                         capture_output=True).stdout.strip()
-    import numba
-    import scipy
-
-    return {"cpu": cpu, "revision": rev, "date": datetime.now(timezone.utc).isoformat(),
-            "python": platform.python_version(), "numpy": np.__version__,
-            "scipy": scipy.__version__, "numba": numba.__version__,
-            "threads": numba.get_num_threads()}
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _results  # noqa: E402
 
 
 def best(calls, rounds):
@@ -101,10 +78,18 @@ def memory_bandwidth(n, d, rounds):
 def part_bound(args, rows):
     bound = gemm_bound(args.rounds)
     bw = memory_bandwidth(100_000, 10, args.rounds)
-    print(f"GEMM, two threads: float64 {bound['float64']:.1f} GFLOP/s, float32 "
-          f"{bound['float32']:.1f}; NumPy sum over 16 MB: {bw:.1f} GB/s")
-    rows.append({"part": "bound", "gemm_float64": bound["float64"],
-                 "gemm_float32": bound["float32"], "sum_bandwidth_gbs": bw})
+    print(
+        f"GEMM, two threads: float64 {bound['float64']:.1f} GFLOP/s, float32 "
+        f"{bound['float32']:.1f}; NumPy sum over 16 MB: {bw:.1f} GB/s"
+    )
+    rows.append(
+        {
+            "part": "bound",
+            "gemm_float64": bound["float64"],
+            "gemm_float32": bound["float32"],
+            "sum_bandwidth_gbs": bw,
+        }
+    )
     return bound, bw
 
 
@@ -158,10 +143,14 @@ print(t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 def part_products(args, rows, bound):
     import ksdnumba as kn
 
-    print(f"\nH @ W, float64, two threads; fraction of the GEMM bound "
-          f"({bound['float64']:.0f} GFLOP/s) counting 2 n^2 B flops")
-    print(f"{'kernel':>8} {'n':>6} {'d':>3} {'B':>5} {'tiled s':>8} {'frac':>6} "
-          f"{'f32 s':>7} {'frac32':>7} {'dense s':>8} {'ratio':>6} {'RSS MB':>15}")
+    print(
+        f"\nH @ W, float64, two threads; fraction of the GEMM bound "
+        f"({bound['float64']:.0f} GFLOP/s) counting 2 n^2 B flops"
+    )
+    print(
+        f"{'kernel':>8} {'n':>6} {'d':>3} {'B':>5} {'tiled s':>8} {'frac':>6} "
+        f"{'f32 s':>7} {'frac32':>7} {'dense s':>8} {'ratio':>6} {'RSS MB':>15}"
+    )
     for n in args.sizes:
         for B in args.cols:
             for kernel in args.kernels:
@@ -178,32 +167,57 @@ def part_products(args, rows, bound):
                 f32 = flops / t32 / 1e9 / bound["float32"]
                 dense_t = dense_rss = tiled_rss = float("nan")
                 if args.dense:
-                    out = subprocess.run([sys.executable, "-c", DENSE_CHILD, str(n), str(d),
-                                          str(B), kernel], capture_output=True, text=True)
+                    out = subprocess.run(
+                        [sys.executable, "-c", DENSE_CHILD, str(n), str(d), str(B), kernel],
+                        capture_output=True,
+                        text=True,
+                    )
                     if out.returncode == 0:
                         built, product, dense_rss = map(float, out.stdout.split())
                         dense_t = built + product
-                    out = subprocess.run([sys.executable, "-c", TILED_CHILD, str(n), str(d),
-                                          str(B), kernel], capture_output=True, text=True)
+                    out = subprocess.run(
+                        [sys.executable, "-c", TILED_CHILD, str(n), str(d), str(B), kernel],
+                        capture_output=True,
+                        text=True,
+                    )
                     if out.returncode == 0:
                         tiled_rss = float(out.stdout.split()[1])
-                print(f"{kernel:>8} {n:>6} {d:>3} {B:>5} {t64:>8.2f} {f64:>6.0%} {t32:>7.2f} "
-                      f"{f32:>7.0%} {dense_t:>8.2f} {dense_t / t64:>6.1f} "
-                      f"{tiled_rss:>7.0f}/{dense_rss:>7.0f}", flush=True)
-                rows.append({"part": "products", "kernel": kernel, "n": n, "d": d, "B": B,
-                             "seconds_float64": t64, "fraction_float64": f64,
-                             "seconds_float32": t32, "fraction_float32": f32,
-                             "dense_seconds": dense_t, "tiled_rss_mb": tiled_rss,
-                             "dense_rss_mb": dense_rss})
+                print(
+                    f"{kernel:>8} {n:>6} {d:>3} {B:>5} {t64:>8.2f} {f64:>6.0%} {t32:>7.2f} "
+                    f"{f32:>7.0%} {dense_t:>8.2f} {dense_t / t64:>6.1f} "
+                    f"{tiled_rss:>7.0f}/{dense_rss:>7.0f}",
+                    flush=True,
+                )
+                rows.append(
+                    {
+                        "part": "products",
+                        "kernel": kernel,
+                        "n": n,
+                        "d": d,
+                        "B": B,
+                        "seconds_float64": t64,
+                        "fraction_float64": f64,
+                        "seconds_float32": t32,
+                        "fraction_float32": f32,
+                        "dense_seconds": dense_t,
+                        "dense_ratio": dense_t / t64,
+                        "tiled_rss_mb": tiled_rss,
+                        "dense_rss_mb": dense_rss,
+                    }
+                )
 
 
 def part_matvec(args, rows, bound):
     import ksdnumba as kn
 
-    print("\nH @ v and row_sums(), float64, two threads; fraction of the bound through "
-          "the tiled sums' model (3 d + 60 + 2 flops per ordered pair)")
-    print(f"{'kernel':>8} {'n':>6} {'d':>3} {'H @ v s':>8} {'frac':>6} {'rows s':>7} "
-          f"{'frac':>6} {'sum() s':>8}")
+    print(
+        "\nH @ v and row_sums(), float64, two threads; fraction of the bound through "
+        "the tiled sums' model (3 d + 60 + 2 flops per ordered pair)"
+    )
+    print(
+        f"{'kernel':>8} {'n':>6} {'d':>3} {'H @ v s':>8} {'frac':>6} {'rows s':>7} "
+        f"{'frac':>6} {'sum() s':>8}"
+    )
     for n in args.sizes:
         for kernel in args.kernels:
             d = args.d
@@ -217,11 +231,23 @@ def part_matvec(args, rows, bound):
             flops = (3.0 * d + 62.0) * n * n
             fv = flops / tv / 1e9 / bound["float64"]
             fr = flops / tr / 1e9 / bound["float64"]
-            print(f"{kernel:>8} {n:>6} {d:>3} {tv:>8.3f} {fv:>6.0%} {tr:>7.3f} {fr:>6.0%} "
-                  f"{ts:>8.3f}", flush=True)
-            rows.append({"part": "matvec", "kernel": kernel, "n": n, "d": d,
-                         "matvec_seconds": tv, "matvec_fraction": fv, "row_sums_seconds": tr,
-                         "row_sums_fraction": fr, "sum_seconds": ts})
+            print(
+                f"{kernel:>8} {n:>6} {d:>3} {tv:>8.3f} {fv:>6.0%} {tr:>7.3f} {fr:>6.0%} {ts:>8.3f}",
+                flush=True,
+            )
+            rows.append(
+                {
+                    "part": "matvec",
+                    "kernel": kernel,
+                    "n": n,
+                    "d": d,
+                    "matvec_seconds": tv,
+                    "matvec_fraction": fv,
+                    "row_sums_seconds": tr,
+                    "row_sums_fraction": fr,
+                    "sum_seconds": ts,
+                }
+            )
 
 
 def part_column(args, rows):
@@ -230,8 +256,10 @@ def part_column(args, rows):
     n, d = args.column_n, args.d
     x, s = problem(n, d)
     buf = np.concatenate([x.ravel(), s.ravel()])
-    print(f"\ncolumn(j), n = {n}, d = {d}, float64: bandwidth against a NumPy sum over "
-          f"the same {buf.nbytes / 1e6:.0f} MB")
+    print(
+        f"\ncolumn(j), n = {n}, d = {d}, float64: bandwidth against a NumPy sum over "
+        f"the same {buf.nbytes / 1e6:.0f} MB"
+    )
     print(f"{'kernel':>8} {'column s':>9} {'GB/s':>6} {'sum GB/s':>9} {'frac':>6}")
     for kernel in args.kernels:
         H = kn.SteinMatrix(x, s, kernel=kernel, bw=0.5 * d)
@@ -241,10 +269,21 @@ def part_column(args, rows):
         moved = buf.nbytes + 8 * n
         gbs = moved / tc / 1e9
         ref = buf.nbytes / tsum / 1e9
-        print(f"{kernel:>8} {tc * 1e3:>8.2f}m {gbs:>6.1f} {ref:>9.1f} {gbs / ref:>6.0%}",
-              flush=True)
-        rows.append({"part": "column", "kernel": kernel, "n": n, "d": d, "seconds": tc,
-                     "gbs": gbs, "sum_gbs": ref, "fraction": gbs / ref})
+        print(
+            f"{kernel:>8} {tc * 1e3:>8.2f}m {gbs:>6.1f} {ref:>9.1f} {gbs / ref:>6.0%}", flush=True
+        )
+        rows.append(
+            {
+                "part": "column",
+                "kernel": kernel,
+                "n": n,
+                "d": d,
+                "seconds": tc,
+                "gbs": gbs,
+                "sum_gbs": ref,
+                "fraction": gbs / ref,
+            }
+        )
 
 
 def part_prefix(args, rows):
@@ -260,10 +299,20 @@ def part_prefix(args, rows):
                 H.prefix_sums()
                 H.sum()
                 tp, ts = best([H.prefix_sums, H.sum], args.rounds)
-                print(f"{kernel:>8} {n:>6} {d:>3} {tp:>9.3f} {ts:>7.3f} {tp / ts:>6.2f}",
-                      flush=True)
-                rows.append({"part": "prefix", "kernel": kernel, "n": n, "d": d,
-                             "prefix_seconds": tp, "sum_seconds": ts, "ratio": tp / ts})
+                print(
+                    f"{kernel:>8} {n:>6} {d:>3} {tp:>9.3f} {ts:>7.3f} {tp / ts:>6.2f}", flush=True
+                )
+                rows.append(
+                    {
+                        "part": "prefix",
+                        "kernel": kernel,
+                        "n": n,
+                        "d": d,
+                        "prefix_seconds": tp,
+                        "sum_seconds": ts,
+                        "ratio": tp / ts,
+                    }
+                )
 
 
 def main(argv=None):
@@ -275,10 +324,14 @@ def main(argv=None):
     parser.add_argument("--kernels", default="gaussian,imq")
     parser.add_argument("--column-n", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--no-dense", dest="dense", action="store_false",
-                        help="skip the dense route (it holds an n x n float64 matrix)")
+    parser.add_argument(
+        "--no-dense",
+        dest="dense",
+        action="store_false",
+        help="skip the dense route (it holds an n x n float64 matrix)",
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
-    parser.add_argument("--json", default=str(RESULTS / "stein_matrix.json"))
+    _results.add_arguments(parser, "stein_matrix")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.cols, args.column_n, args.rounds = "1500", "64", 20_000, 1
@@ -296,10 +349,18 @@ def main(argv=None):
         part_column(args, rows)
     if "prefix" in parts:
         part_prefix(args, rows)
-    if not args.quick:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
-        print(f"\nwritten to {args.json}")
+    meta = {
+        "sizes": args.sizes,
+        "cols": args.cols,
+        "d": args.d,
+        "kernels": args.kernels,
+        "column_n": args.column_n,
+        "rounds": args.rounds,
+        "dense": args.dense,
+        "parts": parts,
+        "quick": args.quick,
+    }
+    _results.write("stein_matrix", rows, meta=meta, path=args.json)
 
 
 if __name__ == "__main__":
