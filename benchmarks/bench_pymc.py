@@ -33,16 +33,15 @@ call of ``from_pymc(...).score`` with an empty PyTensor cache (a temporary
 
 Run from the repository root with PyMC installed: ``python
 benchmarks/bench_pymc.py`` (about a minute on a 2-core machine), under
-``flock /tmp/bench.lock`` on a shared machine. Writes
-``benchmarks/results/pymc_py<X.Y>.json`` (or ``--json FILE``) and prints a
-table.
+``flock /tmp/bench.lock`` on a shared machine; ``--quick`` (500 draws) for a
+smoke test. Prints a table and writes its rows (``part`` ``methods`` or
+``startup``) to ``benchmarks/results/pymc_py<X.Y>.json`` (``--json PATH``
+elsewhere, ``--no-json`` not at all) with the machine, the revision and the date
+(``benchmarks/_results.py``); ``meta`` has the PyMC, PyTensor and ArviZ versions.
 """
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -55,6 +54,7 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _results  # noqa: E402
 
 try:
     from ksdnumba.targets import from_pymc
@@ -233,30 +233,14 @@ def versions():
     import arviz
     import pymc
     import pytensor
-    from bench_objective import _machine
 
-    info = _machine()
-    info.update(
+    return dict(
         pymc=pymc.__version__,
         pytensor=pytensor.__version__,
         arviz=arviz.__version__,
         pytensor_mode_default=str(pytensor.config.mode),
         pytensor_blas_ldflags=pytensor.config.blas__ldflags,
     )
-    return info
-
-
-def git_revision():
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def main(argv=None):
@@ -273,23 +257,32 @@ def main(argv=None):
         action="store_true",
         help="also time import + compile in fresh processes, cold and warm",
     )
-    parser.add_argument("--json", default=None)
+    parser.add_argument("--quick", action="store_true", help="500 draws: a smoke test")
+    _results.add_arguments(parser, "pymc_py<X.Y>")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.draws = 500
     warnings.simplefilter("ignore")  # PyTensor's BLAS warning, ArviZ's FutureWarning
     modes = args.modes.split(",")
-    results = {
-        "benchmark": "bench_pymc",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_revision": git_revision(),
-        "versions": versions(),
-        "load_average_before": os.getloadavg(),
-        "models": {},
-    }
+    meta = {"draws": args.draws, "modes": modes, "versions": versions(), "quick": args.quick}
+    rows = []
     for name in args.models.split(","):
         res = run_model(name, args.draws, modes)
         if args.startup:
             res["startup"] = startup(name)
-        results["models"][name] = res
+        for label, row in res["methods"].items():
+            rows.append(
+                {
+                    "part": "methods",
+                    "model": name,
+                    "n_draws": res["n_draws"],
+                    "d": res["d"],
+                    "method": label,
+                    **row,
+                }
+            )
+        for label, row in res.get("startup", {}).items():
+            rows.append({"part": "startup", "model": name, "cache": label, **row})
         print(f"\n{name}: {res['n_draws']} draws, d = {res['d']}")
         print(f"  {'method':30s} {'us/draw':>9s} {'first call s':>13s} {'rel err':>9s}  ops")
         for label, row in res["methods"].items():
@@ -304,14 +297,8 @@ def main(argv=None):
         if args.startup:
             for label, row in res["startup"].items():
                 print(f"  startup {label}: " + ", ".join(f"{k} {v:.1f}" for k, v in row.items()))
-    results["load_average_after"] = os.getloadavg()
-    path = args.json or os.path.join(
-        ROOT, "benchmarks", "results", f"pymc_py{sys.version_info[0]}.{sys.version_info[1]}.json"
-    )
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(results, f, indent=1)
-    print(f"\nwritten to {path} ({platform.python_version()}, revision {results['git_revision']})")
+    name = f"pymc_py{sys.version_info[0]}.{sys.version_info[1]}"
+    _results.write(name, rows, meta=meta, path=args.json)
 
 
 if __name__ == "__main__":

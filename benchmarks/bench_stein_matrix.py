@@ -1,8 +1,8 @@
 """kn.SteinMatrix against the machine's bounds, measured in one process.
 
-Each part prints a table and adds its rows to a JSON file (``--json``, default
-``benchmarks/results/stein_matrix.json``) with the machine's CPU, the revision and
-the date:
+Each part prints a table and adds its rows to ``benchmarks/results/stein_matrix.json``
+(``--json PATH`` elsewhere, ``--no-json`` not at all; ``benchmarks/_results.py``)
+with the machine's CPU, the revision and the date:
 
 * ``bound``: GFLOP/s of a two-threaded float64 GEMM (2000 x 2000), the bound of
   the products, and of float32; the memory bandwidth of a NumPy sum over the
@@ -26,45 +26,15 @@ Times are the best of ``--rounds`` calls, the compared callables called in turns
 """
 
 import argparse
-import json
-import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
-
-
-def machine():
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    rev = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True, capture_output=True
-    ).stdout.strip()
-    import numba
-    import scipy
-
-    return {
-        "cpu": cpu,
-        "revision": rev,
-        "date": datetime.now(timezone.utc).isoformat(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "numba": numba.__version__,
-        "threads": numba.get_num_threads(),
-    }
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _results  # noqa: E402
 
 
 def best(calls, rounds):
@@ -230,6 +200,7 @@ def part_products(args, rows, bound):
                         "seconds_float32": t32,
                         "fraction_float32": f32,
                         "dense_seconds": dense_t,
+                        "dense_ratio": dense_t / t64,
                         "tiled_rss_mb": tiled_rss,
                         "dense_rss_mb": dense_rss,
                     }
@@ -360,7 +331,7 @@ def main(argv=None):
         help="skip the dense route (it holds an n x n float64 matrix)",
     )
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke test")
-    parser.add_argument("--json", default=str(RESULTS / "stein_matrix.json"))
+    _results.add_arguments(parser, "stein_matrix")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.cols, args.column_n, args.rounds = "1500", "64", 20_000, 1
@@ -378,10 +349,18 @@ def main(argv=None):
         part_column(args, rows)
     if "prefix" in parts:
         part_prefix(args, rows)
-    if not args.quick:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"machine": machine(), "rows": rows}, indent=1))
-        print(f"\nwritten to {args.json}")
+    meta = {
+        "sizes": args.sizes,
+        "cols": args.cols,
+        "d": args.d,
+        "kernels": args.kernels,
+        "column_n": args.column_n,
+        "rounds": args.rounds,
+        "dense": args.dense,
+        "parts": parts,
+        "quick": args.quick,
+    }
+    _results.write("stein_matrix", rows, meta=meta, path=args.json)
 
 
 if __name__ == "__main__":

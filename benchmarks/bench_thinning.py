@@ -1,6 +1,9 @@
 """Stein thinning against stein-thinning, and the KSD test's time, calibration and power.
 
-Prints tables and, with ``--json FILE``, writes the numbers to FILE:
+Prints tables and writes their rows to ``benchmarks/results/thinning.json``
+(``--json PATH`` elsewhere, ``--no-json`` not at all) with the machine, the
+revision and the date; ``part`` is ``thinning``, ``ksd_test``, ``calibration`` or
+``power``:
 
 * Stein thinning (``kn.stein_thinning``, options ``preconditioner="sclmed"``,
   ``standardize=True``) and stein-thinning 0.2.0's ``thin`` with the same options,
@@ -35,7 +38,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_objective import _machine, _peak_rss_mib  # noqa: E402
+import _results  # noqa: E402
+from bench_objective import _peak_rss_mib  # noqa: E402
 
 OPTIONS = {"preconditioner": "sclmed", "standardize": True}
 
@@ -109,6 +113,7 @@ def bench_thinning(sizes, their_budget, tmp):
     for n, d, m in sizes:
         ours = _run("ours", n, d, m, os.path.join(tmp, "ours.npy"))
         row = {
+            "part": "thinning",
             "n": n,
             "d": d,
             "m": m,
@@ -133,6 +138,7 @@ def bench_thinning(sizes, their_budget, tmp):
                 )
             )
             row.update(
+                theirs="measured",
                 theirs_seconds=theirs["seconds"],
                 theirs_peak_rss_mib=theirs["peak_rss_mib"],
                 same_indices=same,
@@ -166,7 +172,17 @@ def bench_test(n=10_000, n_resamples=1000):
             start = time.perf_counter()
             res = kn.ksd_test(x, target, n_resamples=n_resamples, bootstrap=bootstrap, rng=0)
             seconds = time.perf_counter() - start
-            rows.append({"d": d, "bootstrap": bootstrap, "seconds": seconds, "pvalue": res.pvalue})
+            rows.append(
+                {
+                    "part": "ksd_test",
+                    "n": n,
+                    "d": d,
+                    "n_resamples": n_resamples,
+                    "bootstrap": bootstrap,
+                    "seconds": seconds,
+                    "pvalue": res.pvalue,
+                }
+            )
             print(
                 f"  d = {d:>2} {bootstrap:>11}: {seconds:6.2f} s (p-value {res.pvalue:.3f})",
                 flush=True,
@@ -180,7 +196,7 @@ def bench_calibration(reps, n=200, n_resamples=200):
     import ksdnumba as kn
 
     target = kn.Gaussian(np.zeros(2), 1.0)
-    out = {}
+    rows = []
     print(f"\nCalibration: exact samples of N(0, I_2), n = {n}, B = {n_resamples}, {reps} runs")
     for bootstrap in ("wild", "multinomial"):
         p = np.array(
@@ -195,17 +211,29 @@ def bench_calibration(reps, n=200, n_resamples=200):
                 for r in range(reps)
             ]
         )
-        out[bootstrap] = {}
         for alpha in (0.01, 0.05, 0.1):
             rate = float(np.mean(p <= alpha))
             lo, hi = stats.binom.ppf([0.0005, 0.9995], reps, alpha) / reps
-            out[bootstrap][alpha] = rate
+            rows.append(
+                {
+                    "part": "calibration",
+                    "bootstrap": bootstrap,
+                    "alpha": alpha,
+                    "rate": rate,
+                    "interval_low": lo,
+                    "interval_high": hi,
+                    "calibrated": bool(lo <= rate <= hi),
+                    "reps": reps,
+                    "n": n,
+                    "n_resamples": n_resamples,
+                }
+            )
             print(
                 f"  {bootstrap:>11} alpha = {alpha:<5}: rejection rate {rate:.3f} "
                 f"(99.9 % interval for a calibrated test [{lo:.3f}, {hi:.3f}])",
                 flush=True,
             )
-    return out
+    return rows
 
 
 def bench_power(reps, ns):
@@ -215,7 +243,7 @@ def bench_power(reps, ns):
         "Student-t(5) vs N(0, 1)": (1, lambda rng, n: rng.standard_t(5, size=(n, 1))),
         "N((0.3, 0), I) vs N(0, I)": (2, lambda rng, n: rng.normal(size=(n, 2)) + [0.3, 0.0]),
     }
-    out = {}
+    out = []
     print(f"\nPower at alpha = 0.05 (B = 200, {reps} runs each)")
     for name, (d, draw) in alternatives.items():
         target = kn.Gaussian(np.zeros(d), 1.0)
@@ -233,13 +261,26 @@ def bench_power(reps, ns):
                     for r in range(reps)
                 )
                 rates.append(rej / reps)
-            out[f"{name}, {bootstrap}"] = dict(zip(map(int, ns), rates, strict=True))
+            out += [
+                {
+                    "part": "power",
+                    "alternative": name,
+                    "d": d,
+                    "bootstrap": bootstrap,
+                    "n": int(n),
+                    "rate": r,
+                    "reps": reps,
+                    "alpha": 0.05,
+                    "n_resamples": 200,
+                }
+                for n, r in zip(ns, rates, strict=True)
+            ]
             text = "  ".join(f"n={n}: {r:.2f}" for n, r in zip(ns, rates, strict=True))
             print(f"  {name:<27} {bootstrap:>11}: {text}", flush=True)
     return out
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="small sizes, few runs")
@@ -250,31 +291,42 @@ def main():
         help="seconds stein-thinning may take in all (default 300)",
     )
     parser.add_argument("--reps", type=int, default=1000, help="runs for the calibration")
-    parser.add_argument("--json", help="write the numbers to this file")
-    args = parser.parse_args()
+    parser.add_argument("--power-reps", type=int, default=100, help="runs per power cell")
+    _results.add_arguments(parser, "thinning")
+    args = parser.parse_args(argv)
     if args.worker:
         which, n, d, m, out = args.worker
         _worker(which, int(n), int(d), int(m), out)
         return
     import tempfile
 
-    print(json.dumps(_machine()))
     if args.quick:
-        sizes = [(1000, 2, 100), (1000, 10, 100), (10_000, 10, 100)]
-        reps, power_reps, ns = 100, 20, (100, 300)
+        sizes = [(1000, 2, 100), (2000, 10, 100)]
+        reps, power_reps, ns = 40, 10, (100, 300)
     else:
         sizes = [(n, d, m) for n in (1000, 10_000, 100_000) for d in (2, 10) for m in (100, 1000)]
-        reps, power_reps, ns = args.reps, 100, (100, 200, 500, 1000, 2000)
+        reps, power_reps, ns = args.reps, args.power_reps, (100, 200, 500, 1000, 2000)
     with tempfile.TemporaryDirectory() as tmp:
-        results = {"machine": _machine(), "thinning": bench_thinning(sizes, args.their_budget, tmp)}
-    results["ksd_test"] = bench_test(
-        n=2000 if args.quick else 10_000, n_resamples=200 if args.quick else 1000
-    )
-    results["calibration"] = bench_calibration(reps)
-    results["power"] = bench_power(power_reps, ns)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
+        rows = bench_thinning(sizes, args.their_budget, tmp)
+    test_n, test_b = (2000, 200) if args.quick else (10_000, 1000)
+    rows += bench_test(n=test_n, n_resamples=test_b)
+    rows += bench_calibration(reps)
+    rows += bench_power(power_reps, ns)
+    try:
+        from importlib.metadata import version
+
+        theirs = version("stein-thinning")
+    except Exception:  # not installed, or no metadata
+        theirs = None
+    meta = {
+        "options": OPTIONS,
+        "their_budget_s": args.their_budget,
+        "reps": reps,
+        "power_reps": power_reps,
+        "stein_thinning": theirs,
+        "quick": args.quick,
+    }
+    _results.write("thinning", rows, meta=meta, path=args.json)
 
 
 if __name__ == "__main__":

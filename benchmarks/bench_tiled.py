@@ -1,6 +1,10 @@
 """The GEMM-tiled Stein sums: the machine's bound, crossovers, float32, memory, ksddescent.
 
-Each part prints a table; run one or several:
+Each part prints a table and writes its rows to ``benchmarks/results/tiled_<part>.json``
+(``bound``, ``crossover``, ``dtypes``, ``rss``, ``ksddescent``, ``symmetry``,
+``rows``) with the machine, the revision and the date, so that running one part
+leaves the others' files alone; ``--json PATH`` writes the parts run to one file
+instead, ``--no-json`` nothing. Run one or several, or ``--all``:
 
     python benchmarks/bench_tiled.py --bound
     python benchmarks/bench_tiled.py --crossover --sizes 128,512,2000 --dims 3,4,5,6,8,10
@@ -9,6 +13,10 @@ Each part prints a table; run one or several:
     python benchmarks/bench_tiled.py --ksddescent --sizes 2000,5000 --dims 2,10,50,100
     python benchmarks/bench_tiled.py --symmetry --sizes 2000,5000 --dims 10,50
     python benchmarks/bench_tiled.py --rows --sizes 2000,5000,20000,50000 --dims 3,4,5
+    python benchmarks/bench_tiled.py --all --quick      # every part at small sizes
+
+``--sizes`` and ``--dims`` apply to the parts named; with ``--all`` each part has
+the sizes of its line above unless ``--sizes``/``--dims`` are given.
 
 ``--bound`` times square GEMMs (2000 x 2000) in float64 and float32: one
 single-threaded GEMM alone, two at once (one per thread), and one two-threaded.
@@ -42,8 +50,8 @@ of tiles once, serving both) against every ordered pair of tiles, in float64.
 against ``n``, in both dtypes: whether they fall off once the partners outgrow
 the caches.
 
-``--rss`` runs ``gaussian_stein_sums`` at n = 50,000, d = 50 in a fresh process
-and reports its peak resident memory.
+``--rss`` runs ``gaussian_stein_sums`` at n = 50,000, d = 50 (``--rss-n``,
+``--rss-d``) in a fresh process and reports its peak resident memory.
 
 ``--ksddescent`` times :func:`ksdnumba.ksd_and_grad` (float64 and float32) against
 ksddescent's dense torch Gaussian Stein kernel with autograd in float32 (what
@@ -58,6 +66,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BW_PER_DIM = 0.5  # bw = 0.5 d keeps the kernel's width fixed relative to the spread
@@ -138,6 +149,7 @@ def _stein_call(cpu, kernel, grad, x, s, bw, **kw):
 def crossover(sizes, dims, kernels, rounds, parallel):
     from ksdnumba.kernels import _cpu
 
+    rows = []
     print(f"threads: {'pool' if parallel else 'serial'}")
     print(
         f"{'kernel':>8} {'grad':>5} {'n':>6} {'d':>4} {'direct ms':>10} {'tiled ms':>9} "
@@ -162,6 +174,19 @@ def crossover(sizes, dims, kernels, rounds, parallel):
                         f"{tiled * 1e3:>9.2f} {direct / tiled:>14.2f}",
                         flush=True,
                     )
+                    rows.append(
+                        {
+                            "kernel": kernel,
+                            "grad": grad,
+                            "n": n,
+                            "d": d,
+                            "threads": "pool" if parallel else "serial",
+                            "direct_s": direct,
+                            "tiled_s": tiled,
+                            "tiled_speedup": direct / tiled,
+                        }
+                    )
+    return rows
 
 
 def _flops_per_pair(path, kernel, d, dtype=np.float64):
@@ -179,6 +204,7 @@ def dtypes(sizes, dims, kernels, rounds, bound):
     from ksdnumba.kernels._cpu import _drivers
     from ksdnumba.kernels._kinds import KINDS
 
+    rows = []
     print(
         f"{'kernel':>8} {'n':>6} {'d':>4} {'path':>7} {'f64 ms':>9} {'f32 ms':>9} "
         f"{'f32 speed-up':>12} {'f64 % bound':>11} {'f32 % bound':>11}"
@@ -201,18 +227,39 @@ def dtypes(sizes, dims, kernels, rounds, bound):
                 in32 = _cpu.computes_in_float32(kind, n, d, 0.5)
                 flops32 = _flops_per_pair(path, kernel, d, np.float32 if in32 else np.float64)
                 bound32 = 2 * bound if in32 else bound
+                frac64 = flops / t64 / 1e9 / bound
+                frac32 = flops32 * float(n) ** 2 / t32 / 1e9 / bound32
                 print(
                     f"{kernel:>8} {n:>6} {d:>4} {path:>7} {t64 * 1e3:>9.1f} {t32 * 1e3:>9.1f} "
-                    f"{t64 / t32:>12.2f} {100 * flops / t64 / 1e9 / bound:>10.0f}% "
-                    f"{100 * flops32 * float(n) ** 2 / t32 / 1e9 / bound32:>10.0f}%",
+                    f"{t64 / t32:>12.2f} {100 * frac64:>10.0f}% {100 * frac32:>10.0f}%",
                     flush=True,
                 )
+                rows.append(
+                    {
+                        "kernel": kernel,
+                        "n": n,
+                        "d": d,
+                        "path": path,
+                        "float64_s": t64,
+                        "float32_s": t32,
+                        "float32_speedup": t64 / t32,
+                        "flops_per_pair_float64": _flops_per_pair(path, kernel, d),
+                        "flops_per_pair_float32": flops32,
+                        "float32_computes_in_float32": bool(in32),
+                        "bound_float64_gflops": bound,
+                        "bound_float32_gflops": bound32,
+                        "fraction_float64": frac64,
+                        "fraction_float32": frac32,
+                    }
+                )
+    return rows
 
 
 def symmetry(sizes, dims, kernels, rounds):
     from ksdnumba.kernels._cpu import _tiled
     from ksdnumba.kernels._kinds import KINDS
 
+    rows = []
     print(
         "tiled path, float64, thread pool: each unordered pair of tiles once "
         "against every ordered pair"
@@ -239,11 +286,23 @@ def symmetry(sizes, dims, kernels, rounds):
                     f"{ordered / sym:>9.2f}",
                     flush=True,
                 )
+                rows.append(
+                    {
+                        "kernel": kernel,
+                        "n": n,
+                        "d": d,
+                        "ordered_s": ordered,
+                        "symmetric_s": sym,
+                        "speedup": ordered / sym,
+                    }
+                )
+    return rows
 
 
 def direct_rows(sizes, dims, rounds):
     from ksdnumba.kernels import _cpu
 
+    rows = []
     print("direct rows, Gaussian, thread pool: ns per ordered pair")
     print(f"{'d':>4} {'dtype':>8} " + " ".join(f"{'n=' + str(n):>9}" for n in sizes))
     for d in dims:
@@ -258,10 +317,21 @@ def direct_rows(sizes, dims, rounds):
                 call()
                 (t,) = _best([call], rounds)
                 row.append(t / float(n) ** 2 * 1e9)
+                rows.append(
+                    {
+                        "kernel": "gaussian",
+                        "d": d,
+                        "dtype": np.dtype(dtype).name,
+                        "n": n,
+                        "seconds": t,
+                        "ns_per_pair": row[-1],
+                    }
+                )
             print(
                 f"{d:>4} {np.dtype(dtype).name:>8} " + " ".join(f"{v:>9.3f}" for v in row),
                 flush=True,
             )
+    return rows
 
 
 _RSS_CODE = """
@@ -290,6 +360,16 @@ def peak_rss(n=50_000, d=50):
         f"n = {n}, d = {d}: peak RSS {after:.0f} MiB (before the call {before:.0f} MiB; "
         f"the process ran {elapsed:.0f} s)"
     )
+    return [
+        {
+            "kernel": "gaussian",
+            "n": n,
+            "d": d,
+            "peak_rss_mib": after,
+            "rss_before_mib": before,
+            "process_s": elapsed,
+        }
+    ]
 
 
 def versus_ksddescent(sizes, dims, rounds):
@@ -298,13 +378,14 @@ def versus_ksddescent(sizes, dims, rounds):
         from ksddescent.kernels import gaussian_stein_kernel_single
     except ImportError as exc:
         print(f"ksddescent comparison skipped: {exc}")
-        return
+        return []
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_objective import _problem as mixture_problem
     from bench_objective import _torch_mixture_score
 
     import ksdnumba as kn
 
+    rows = []
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; the same mixture, "
         "bw = 0.5 d; ksddescent's kernel and autograd through its score, float32"
@@ -342,19 +423,48 @@ def versus_ksddescent(sizes, dims, rounds):
                 f"{t_them / t64:>8.1f} {t_them / t32:>8.1f} {diff:>13.1e}",
                 flush=True,
             )
+            rows.append(
+                {
+                    "n": n,
+                    "d": d,
+                    "ksddescent_float32_s": t_them,
+                    "ours_float64_s": t64,
+                    "ours_float32_s": t32,
+                    "speedup_float64": t_them / t64,
+                    "speedup_float32": t_them / t32,
+                    "ksd2_rel_diff": diff,
+                    "torch_version": torch.__version__,
+                    "torch_threads": torch.get_num_threads(),
+                }
+            )
+    return rows
+
+
+PARTS = ("bound", "crossover", "dtypes", "rss", "ksddescent", "symmetry", "rows")
+# Sizes and dimensions of each part when --sizes/--dims are not given (the usage lines).
+PART_SIZES = {
+    "crossover": ([128, 512, 2000], [3, 4, 5, 6, 8, 10]),
+    "dtypes": ([5000, 20000], [2, 3, 10, 20, 50, 100]),
+    "ksddescent": ([2000, 5000], [2, 10, 50, 100]),
+    "symmetry": ([2000, 5000], [10, 50]),
+    "rows": ([2000, 5000, 20000, 50000], [3, 4, 5]),
+}
+QUICK_SIZES = ([1000], [3, 8])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--bound", action="store_true")
-    parser.add_argument("--crossover", action="store_true")
-    parser.add_argument("--dtypes", action="store_true")
-    parser.add_argument("--rss", action="store_true")
-    parser.add_argument("--ksddescent", action="store_true")
-    parser.add_argument("--symmetry", action="store_true")
-    parser.add_argument("--rows", action="store_true")
-    parser.add_argument("--sizes", default="2000,5000")
-    parser.add_argument("--dims", default="2,3,10,20,50,100")
+    for part in PARTS:
+        parser.add_argument(f"--{part}", action="store_true")
+    parser.add_argument("--all", action="store_true", help="every part")
+    parser.add_argument(
+        "--sizes",
+        default=None,
+        help="particle counts of the parts named (default: each part's own)",
+    )
+    parser.add_argument(
+        "--dims", default=None, help="dimensions of the parts named (default: each part's own)"
+    )
     parser.add_argument("--kernels", default="gaussian,imq")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument(
@@ -368,29 +478,78 @@ def main(argv=None):
         default=None,
         help="float64 bound for --dtypes; measured with --bound if omitted",
     )
+    parser.add_argument("--rss-n", type=int, default=50_000)
+    parser.add_argument("--rss-d", type=int, default=50)
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="n = 1000, d = 3 and 8, one round: a smoke test",
+    )
+    _results.add_arguments(parser, "tiled_<part>")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    sizes = [int(v) for v in args.sizes.split(",")]
-    dims = [int(v) for v in args.dims.split(",")]
+    parts = [p for p in PARTS if args.all or getattr(args, p)]
+    if args.quick:
+        args.rounds, args.rss_n, args.rss_d = 1, 5000, 10
+
+    def sizes_of(part):
+        sizes, dims = QUICK_SIZES if args.quick else PART_SIZES[part]
+        if args.sizes:
+            sizes = [int(v) for v in args.sizes.split(",")]
+        if args.dims:
+            dims = [int(v) for v in args.dims.split(",")]
+        return sizes, dims
+
     kernels = args.kernels.split(",")
+    meta = {
+        "rounds": args.rounds,
+        "kernels": kernels,
+        "quick": args.quick,
+        "bw": "0.5 d",
+        "threads": "serial" if args.serial else "pool",
+    }
+    out = {}
     bound = args.bound_gflops
-    if args.bound or (args.dtypes and bound is None):
-        rows = measure_bound()
+    if "bound" in parts or ("dtypes" in parts and bound is None):
+        measured = measure_bound(size=500 if args.quick else 2000, rounds=2 if args.quick else 5)
         if bound is None:
-            bound = max(rows["float64"].values())
-    if args.crossover:
-        crossover(sizes, dims, kernels, args.rounds, not args.serial)
-    if args.dtypes:
+            bound = max(measured["float64"].values())
+        if "bound" in parts:
+            out["bound"] = [
+                {
+                    "dtype": name,
+                    "one_thread_gflops": r["one thread"],
+                    "two_at_once_gflops": r["two at once (sum)"],
+                    "two_threaded_gflops": r["one two-threaded"],
+                    "bound_gflops": max(r.values()),
+                }
+                for name, r in measured.items()
+            ]
+    if "crossover" in parts:
+        out["crossover"] = crossover(*sizes_of("crossover"), kernels, args.rounds, not args.serial)
+    if "dtypes" in parts:
         print(f"bound: {bound:.1f} GFLOP/s in float64")
-        dtypes(sizes, dims, kernels, args.rounds, bound)
-    if args.rss:
-        peak_rss()
-    if args.ksddescent:
-        versus_ksddescent(sizes, dims, args.rounds)
-    if args.symmetry:
-        symmetry(sizes, dims, kernels, args.rounds)
-    if args.rows:
-        direct_rows(sizes, dims, args.rounds)
+        out["dtypes"] = dtypes(*sizes_of("dtypes"), kernels, args.rounds, bound)
+    if "rss" in parts:
+        out["rss"] = peak_rss(args.rss_n, args.rss_d)
+    if "ksddescent" in parts:
+        out["ksddescent"] = versus_ksddescent(*sizes_of("ksddescent"), args.rounds)
+    if "symmetry" in parts:
+        out["symmetry"] = symmetry(*sizes_of("symmetry"), kernels, args.rounds)
+    if "rows" in parts:
+        out["rows"] = direct_rows(*sizes_of("rows"), args.rounds)
+    if args.json is not None:  # one file for every part run, or none
+        _results.write("tiled", out, meta=meta, path=args.json)
+    else:
+        for part, rows in out.items():
+            if part in PART_SIZES:
+                sizes, dims = sizes_of(part)
+                part_meta = {**meta, "sizes": sizes, "dims": dims}
+            else:
+                part_meta = dict(meta)
+            if part == "ksddescent" and not rows:
+                part_meta["skipped"] = "torch or ksddescent not importable"
+            _results.write(f"tiled_{part}", [{"part": part, **r} for r in rows], meta=part_meta)
     return 0
 
 

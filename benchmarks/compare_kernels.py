@@ -17,6 +17,11 @@ and a little after, the package ``ksdnumba/kernels/_cpu/`` since. The new side i
 the working tree's package. Each kernel is compiled before it is timed; the best
 of ``--rounds`` rounds is kept. ``--dtype float32`` times float32 particles on
 both sides (the max rel diff is then that of float32 rounding).
+
+The rows go to ``benchmarks/results/compare_kernels.json`` (``--json PATH``
+elsewhere, ``--no-json`` not at all) with the machine, the revision and the
+date; ``meta`` names the revision compared with. ``--quick`` is a smoke test
+(n = 500 and 1000, d = 2, the Gaussian Stein sums, one round).
 """
 
 import argparse
@@ -29,6 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _results  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 CALLS = {
     "gaussian": lambda m, x, s, y, par: m.gaussian_stein_sums(x, s, 0.1, parallel=par),
@@ -40,21 +48,37 @@ CALLS = {
 
 def _load_revision(revision, folder):
     """The CPU backend at ``revision``: the package ``_cpu/`` or, before it, ``_cpu.py``."""
-    listing = subprocess.run(["git", "ls-tree", "--name-only", revision, "ksdnumba/kernels/"],
-                             cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    listing = subprocess.run(
+        ["git", "ls-tree", "--name-only", revision, "ksdnumba/kernels/"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     name = "_cpu_at_revision"
     package = "ksdnumba/kernels/_cpu.py" not in listing.split()
     if package:
-        files = subprocess.run(["git", "ls-tree", "--name-only", revision,
-                                "ksdnumba/kernels/_cpu/"],
-                               cwd=ROOT, capture_output=True, text=True, check=True).stdout
+        files = subprocess.run(
+            ["git", "ls-tree", "--name-only", revision, "ksdnumba/kernels/_cpu/"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         (Path(folder) / name).mkdir()
         paths = {f: Path(folder) / name / Path(f).name for f in files.split() if f.endswith(".py")}
     else:
         paths = {"ksdnumba/kernels/_cpu.py": Path(folder) / f"{name}.py"}
     for source, target in paths.items():
-        target.write_text(subprocess.run(["git", "show", f"{revision}:{source}"], cwd=ROOT,
-                                         capture_output=True, text=True, check=True).stdout)
+        target.write_text(
+            subprocess.run(
+                ["git", "show", f"{revision}:{source}"],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
     if package:
         # A subpackage of the working tree's ksdnumba.kernels, for its relative
         # imports (``from ..._caching import ...``).
@@ -63,7 +87,8 @@ def _load_revision(revision, folder):
         location = Path(folder) / name / "__init__.py"
         name = f"ksdnumba.kernels.{name}"
         spec = importlib.util.spec_from_file_location(
-            name, location, submodule_search_locations=[str(location.parent)])
+            name, location, submodule_search_locations=[str(location.parent)]
+        )
     else:
         spec = importlib.util.spec_from_file_location(name, Path(folder) / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
@@ -88,17 +113,36 @@ def main(argv=None):
     parser.add_argument("--kernels", default="gaussian,imq,svgd,mmd")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    parser.add_argument("--threads", default="serial,pool",
-                        help="which drivers to time: serial, pool or both")
+    parser.add_argument(
+        "--threads", default="serial,pool", help="which drivers to time: serial, pool or both"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="n = 500 and 1000, d = 2, Gaussian, one round: a smoke test",
+    )
+    _results.add_arguments(parser, "compare_kernels")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.dims, args.kernels, args.rounds = "500,1000", "2", "gaussian", 1
     drivers = [{"serial": False, "pool": True}[v] for v in args.threads.split(",")]
     sys.path.insert(0, str(ROOT))
     from ksdnumba.kernels import _cpu as new
 
+    against = subprocess.run(
+        ["git", "rev-parse", "--short", args.against],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    rows = []
     with tempfile.TemporaryDirectory() as folder:
         old = _load_revision(args.against, folder)
-        print(f"{'kernel':>8} {'n':>7} {'d':>3} {'threads':>7} {'old Gp/s':>9} {'new Gp/s':>9} "
-              f"{'speed-up':>8} {'max rel diff':>12}")
+        print(
+            f"{'kernel':>8} {'n':>7} {'d':>3} {'threads':>7} {'old Gp/s':>9} {'new Gp/s':>9} "
+            f"{'speed-up':>8} {'max rel diff':>12}"
+        )
         rng = np.random.default_rng(0)
         for d in (int(v) for v in args.dims.split(",")):
             for n in (int(v) for v in args.sizes.split(",")):
@@ -120,9 +164,37 @@ def main(argv=None):
                                 elapsed = time.perf_counter() - start
                                 best[name] = min(best.get(name, np.inf), elapsed)
                         rate_old, rate_new = n * n / best["old"] / 1e9, n * n / best["new"] / 1e9
-                        print(f"{kernel:>8} {n:>7} {d:>3} {'pool' if parallel else 'serial':>7} "
-                              f"{rate_old:>9.3f} {rate_new:>9.3f} "
-                              f"{best['old'] / best['new']:>8.2f} {diff:>12.1e}", flush=True)
+                        threads = "pool" if parallel else "serial"
+                        print(
+                            f"{kernel:>8} {n:>7} {d:>3} {threads:>7} "
+                            f"{rate_old:>9.3f} {rate_new:>9.3f} "
+                            f"{best['old'] / best['new']:>8.2f} {diff:>12.1e}",
+                            flush=True,
+                        )
+                        rows.append(
+                            {
+                                "kernel": kernel,
+                                "n": n,
+                                "d": d,
+                                "threads": threads,
+                                "dtype": args.dtype,
+                                "old_s": best["old"],
+                                "new_s": best["new"],
+                                "old_gpairs_per_s": rate_old,
+                                "new_gpairs_per_s": rate_new,
+                                "speedup": best["old"] / best["new"],
+                                "max_rel_diff": diff,
+                                "against": against,
+                            }
+                        )
+    meta = {
+        "against": args.against,
+        "against_revision": against,
+        "rounds": args.rounds,
+        "dtype": args.dtype,
+        "quick": args.quick,
+    }
+    _results.write("compare_kernels", rows, meta=meta, path=args.json)
     return 0
 
 

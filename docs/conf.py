@@ -39,6 +39,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
+    "ksdnumba_benchmarks",  # docs/sphinxext: tables from benchmarks/results/*.json
 ]
 templates_path = ["_templates"]
 exclude_patterns = ["_build", "sphinxext", "**/*.ipynb"]
@@ -58,6 +59,11 @@ numpydoc_use_plots = False
 # -- Math ----------------------------------------------------------------------------
 # MathJax 3 from its CDN (Sphinx's default): the best rendering for readers online.
 # Offline, formulas show as their TeX source; the build itself needs no network.
+
+# -- Benchmarks ----------------------------------------------------------------------
+# benchmarks.rst builds its tables from the JSON files the benchmark scripts write.
+
+benchmark_results_dir = "../benchmarks/results"
 
 # -- Gallery -------------------------------------------------------------------------
 
