@@ -43,8 +43,10 @@ from ksdnumba.datasets import laplace_mixtures
 p, n_obs, n_particles, bw = 2, 1000, 10, 0.1
 datasets = [laplace_mixtures(n_obs, p, rng=seed) for seed in range(5)]
 rng = np.random.default_rng(0)
-weights = {"averaged likelihood (the paper's)": 1.0,
-           f"full likelihood (weight {n_obs})": float(n_obs)}
+weights = {
+    "averaged likelihood (the paper's)": 1.0,
+    f"full likelihood (weight {n_obs})": float(n_obs),
+}
 
 distances = {}
 for title, weight in weights.items():

@@ -52,12 +52,15 @@ for ax, (name, x0) in zip(axes, starts.items(), strict=True):
     res = kn.ksdd_lbfgs(x0, target, bw=bw, store=True)
     elapsed = time.perf_counter() - start
     counts, n_stranded = kn.mode_occupancy(res.x, target.means, radius=1.0)
-    print(f"start {name:<6}: {res.nit:5d} iterations in {elapsed:.2f} s, "
-          f"left mode {counts[0]}, right mode {counts[1]}, elsewhere {n_stranded}")
+    print(
+        f"start {name:<6}: {res.nit:5d} iterations in {elapsed:.2f} s, "
+        f"left mode {counts[0]}, right mode {counts[1]}, elsewhere {n_stranded}"
+    )
     plot_target_2d(target, ax=ax, xlim=(-2.5, 2.5), ylim=(-1.5, 1.5))
     plot_particles(res.x, ax=ax, x_init=x0, trajectory=res.trajectory, s=8.0)
-    ax.set_title(f"start {name}: {counts[0]} at the left mode, {counts[1]} at the right",
-                 fontsize=10)
+    ax.set_title(
+        f"start {name}: {counts[0]} at the left mode, {counts[1]} at the right", fontsize=10
+    )
 
 fig.suptitle(f"KSD descent from two starts ({n_particles} particles, bw = {bw})")
 fig.tight_layout()

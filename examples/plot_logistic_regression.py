@@ -38,13 +38,14 @@ from ksdnumba.plotting import plot_convergence
 X_train, X_test, y_train, y_test = breast_cancer(test_fraction=0.25, rng=0)
 target = kn.BayesianLogisticRegression(X_train, y_train, a0=1.0, b0=0.01)
 majority = max(y_test.mean(), 1.0 - y_test.mean())
-print(f"{X_train.shape[0]} training rows, {X_test.shape[0]} test rows, "
-      f"{target.n_dims} dimensions; majority class: {majority:.3f} of the test set")
+print(
+    f"{X_train.shape[0]} training rows, {X_test.shape[0]} test rows, "
+    f"{target.n_dims} dimensions; majority class: {majority:.3f} of the test set"
+)
 
 rng = np.random.default_rng(0)
 n_particles = 50
-x0 = np.column_stack([rng.standard_normal((n_particles, target.n_features)),
-                      np.zeros(n_particles)])
+x0 = np.column_stack([rng.standard_normal((n_particles, target.n_features)), np.zeros(n_particles)])
 
 
 def test_scores(theta):
@@ -67,15 +68,18 @@ kn.svgd(x0, target, step=0.01, bw="median", max_iter=1, optimizer="adagrad")
 
 runs = {}
 start = time.perf_counter()
-runs["KSD descent, L-BFGS"] = kn.ksdd_lbfgs(x0, target, bw="median", max_iter=1000,
-                                            store=True)
-print(f"KSD descent, L-BFGS: {runs['KSD descent, L-BFGS'].nit} iterations in "
-      f"{time.perf_counter() - start:.2f} s")
+runs["KSD descent, L-BFGS"] = kn.ksdd_lbfgs(x0, target, bw="median", max_iter=1000, store=True)
+print(
+    f"KSD descent, L-BFGS: {runs['KSD descent, L-BFGS'].nit} iterations in "
+    f"{time.perf_counter() - start:.2f} s"
+)
 start = time.perf_counter()
-runs["SVGD, adagrad"] = kn.svgd(x0, target, step=0.01, bw="median", max_iter=1000,
-                                optimizer="adagrad", store=True)
-print(f"SVGD, adagrad: {runs['SVGD, adagrad'].nit} iterations in "
-      f"{time.perf_counter() - start:.2f} s")
+runs["SVGD, adagrad"] = kn.svgd(
+    x0, target, step=0.01, bw="median", max_iter=1000, optimizer="adagrad", store=True
+)
+print(
+    f"SVGD, adagrad: {runs['SVGD, adagrad'].nit} iterations in {time.perf_counter() - start:.2f} s"
+)
 
 # %%
 # Test accuracy and log-likelihood against time

@@ -56,8 +56,10 @@ for row, var in zip(axes, variances, strict=True):
         start = time.perf_counter()
         res = kn.ksdd_lbfgs(x0, target, bw=bw, store=True)
         fit_time += time.perf_counter() - start
-        print(f"variance {var:<3}  {name}: {res.nit:5d} iterations, "
-              f"KSD^2 = {res.fun:.4e}, success = {res.success}")
+        print(
+            f"variance {var:<3}  {name}: {res.nit:5d} iterations, "
+            f"KSD^2 = {res.fun:.4e}, success = {res.success}"
+        )
         plot_target_2d(target, ax=ax)
         plot_particles(res.x, ax=ax, x_init=x0, trajectory=res.trajectory)
         ax.set_title(f"variance {var}, {name}", fontsize=9)

@@ -47,8 +47,9 @@ ON_AXIS = 0.01  # |x_0| below this: the particle sits on the symmetry axis
 
 def make_sweep(n_seeds):
     targets = {f"variance {v}": two_modes(v) for v in VARIANCES}
-    configs = kn.grid(method="ksdd_lbfgs", target=list(targets), init=INITS,
-                      seed=range(n_seeds), n=50, bw=0.1)
+    configs = kn.grid(
+        method="ksdd_lbfgs", target=list(targets), init=INITS, seed=range(n_seeds), n=50, bw=0.1
+    )
     return configs, targets
 
 
@@ -81,16 +82,22 @@ def draw(by_cell, n_seeds):
                 values = by_cell[f"variance {var}", init][column]
                 position = 3.5 * i + k
                 ax.boxplot(values, positions=[position], widths=0.6, showfliers=False)
-                ax.scatter(position + jitter.uniform(-0.2, 0.2, values.size), values, s=8,
-                           color=colors[k], alpha=0.6, label=init if i == 0 else None)
-        ax.set_xticks([3.5 * i + 1 for i in range(len(VARIANCES))],
-                      [f"variance {v}" for v in VARIANCES])
+                ax.scatter(
+                    position + jitter.uniform(-0.2, 0.2, values.size),
+                    values,
+                    s=8,
+                    color=colors[k],
+                    alpha=0.6,
+                    label=init if i == 0 else None,
+                )
+        ax.set_xticks(
+            [3.5 * i + 1 for i in range(len(VARIANCES))], [f"variance {v}" for v in VARIANCES]
+        )
     axes[0].set_ylabel(f"particles with |x_0| < {ON_AXIS} (of 50)")
     axes[1].set_ylabel("final KSD$^2$")
     axes[1].set_yscale("log")
     axes[0].legend(title="initialisation", fontsize=8)
-    fig.suptitle(f"Minima of KSD descent over {n_seeds} seeds per setting "
-                 "(bw = 0.1, 50 particles)")
+    fig.suptitle(f"Minima of KSD descent over {n_seeds} seeds per setting (bw = 0.1, 50 particles)")
     fig.tight_layout()
     return fig
 
@@ -104,8 +111,12 @@ def draw(by_cell, n_seeds):
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="KSD descent minima over many seeds")
-    parser.add_argument("client", nargs="?", default=None,
-                        help="a number of worker processes, 'local', or a scheduler address")
+    parser.add_argument(
+        "client",
+        nargs="?",
+        default=None,
+        help="a number of worker processes, 'local', or a scheduler address",
+    )
     parser.add_argument("--full", action="store_true", help="100 seeds per cell instead of 20")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per cell")
     parser.add_argument("--directory", default=None, help="keep the fits there, and resume")
@@ -115,13 +126,14 @@ if __name__ == "__main__":
 
     configs, targets = make_sweep(n_seeds)
     s = kn.sweep(configs, targets, client=client, directory=args.directory, progress=False)
-    print(f"{len(s)} fits, {s.n_errors} failed, {s.n_reused} read from disk, "
-          f"in {s.time:.1f} s")
+    print(f"{len(s)} fits, {s.n_errors} failed, {s.n_reused} read from disk, in {s.time:.1f} s")
     by_cell = cells(s)
     for (name, init), (on_axis, ksd2, nit) in by_cell.items():
-        print(f"{name:<12}  {init}: on the axis {np.median(on_axis):4.0f} of 50 (median), "
-              f"all 50 in {np.mean(on_axis == 50):4.0%} of seeds; "
-              f"KSD^2 {np.median(ksd2):.3g} (median); {np.median(nit):.0f} iterations")
+        print(
+            f"{name:<12}  {init}: on the axis {np.median(on_axis):4.0f} of 50 (median), "
+            f"all 50 in {np.mean(on_axis == 50):4.0%} of seeds; "
+            f"KSD^2 {np.median(ksd2):.3g} (median); {np.median(nit):.0f} iterations"
+        )
     fig = draw(by_cell, n_seeds)
     fig.savefig("plot_minima_statistics.png", dpi=150)
     print("saved plot_minima_statistics.png")

@@ -35,8 +35,9 @@ from ksdnumba.plotting import plot_convergence
 target = kn.Gaussian(np.zeros(1), 1.0)
 n_particles, bw, n_runs, max_iter = 30, 0.1, 5, 1000
 rng = np.random.default_rng(0)
-starts = [0.1 * rng.standard_normal((n_particles, 1)) + rng.standard_normal()
-          for _ in range(n_runs)]
+starts = [
+    0.1 * rng.standard_normal((n_particles, 1)) + rng.standard_normal() for _ in range(n_runs)
+]
 reference = target.sample(10_000, rng=1)
 edges = np.quantile(reference, np.linspace(0.0, 1.0, 6))
 
@@ -77,8 +78,10 @@ for x0 in starts:
             res = kn.svgd(x0, target, step=step, bw=bw, max_iter=max_iter, store=True)
         elapsed = time.perf_counter() - start
         curves[name].append(measures(res))
-        print(f"{name:<24} {res.nit:5d} iterations in {elapsed:.3f} s, "
-              f"KSD^2 = {curves[name][-1][1][-1]:.2e}, KL = {curves[name][-1][2][-1]:.3f}")
+        print(
+            f"{name:<24} {res.nit:5d} iterations in {elapsed:.3f} s, "
+            f"KSD^2 = {curves[name][-1][1][-1]:.2e}, KL = {curves[name][-1][2][-1]:.3f}"
+        )
 
 # %%
 # What exact samples achieve
@@ -109,8 +112,9 @@ fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
 for name, (color, _) in methods.items():
     times = [c[0] for c in curves[name]]
     for ax, k in zip(axes, (1, 2), strict=True):
-        plot_convergence(times, [c[k] for c in curves[name]], ax=ax, label=name,
-                         color=color, log_time=True)
+        plot_convergence(
+            times, [c[k] for c in curves[name]], ax=ax, label=name, color=color, log_time=True
+        )
 for ax, level in zip(axes, (iid_ksd, iid_kl), strict=True):
     ax.axhline(level, color="k", linestyle="--", linewidth=1, label="30 exact samples")
     ax.set_xlabel("wall-clock time (s)")

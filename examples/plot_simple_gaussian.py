@@ -43,7 +43,8 @@ target_samples = target.sample(3 * n_particles, rng=1)
 runs = {
     "KSD descent, L-BFGS": lambda: kn.ksdd_lbfgs(x0, target, bw=bw, store=True),
     "KSD descent, gradient steps": lambda: kn.ksdd_gradient(
-        x0, target, step=0.3, bw=bw, store=True),
+        x0, target, step=0.3, bw=bw, store=True
+    ),
     "SVGD": lambda: kn.svgd(x0, target, step=0.5, bw=bw, store=True),
     "MMD descent, L-BFGS": lambda: kn.mmd_lbfgs(x0, target_samples, bw=bw, store=True),
 }
@@ -53,9 +54,11 @@ for name, run in runs.items():
     res = run()
     elapsed = time.perf_counter() - start
     results[name] = res
-    print(f"{name:<28} {res.nit:5d} iterations in {elapsed:.2f} s, "
-          f"KSD^2 = {kn.ksd(res.x, target, bw=bw):.2e}, "
-          f"variance = {res.x.var(axis=0).mean():.3f} (target 0.3)")
+    print(
+        f"{name:<28} {res.nit:5d} iterations in {elapsed:.2f} s, "
+        f"KSD^2 = {kn.ksd(res.x, target, bw=bw):.2e}, "
+        f"variance = {res.x.var(axis=0).mean():.3f} (target 0.3)"
+    )
 
 # %%
 # The paths
@@ -67,8 +70,9 @@ for name, run in runs.items():
 # each other: those pushed beyond the reach of the kernel around the samples
 # feel no pull any more, and stay away (out of the frame).
 
-fig, axes = plt.subplots(1, 4, figsize=(14, 4.3), layout="constrained",
-                         subplot_kw={"xticks": [], "yticks": []})
+fig, axes = plt.subplots(
+    1, 4, figsize=(14, 4.3), layout="constrained", subplot_kw={"xticks": [], "yticks": []}
+)
 limits = (-1.5, 3.0)
 for ax, (name, res) in zip(axes, results.items(), strict=True):
     plot_target_2d(target, ax=ax, xlim=limits, ylim=limits, levels=8, quiver=0)

@@ -49,26 +49,25 @@ print(f"KSD descent: {res.nit} iterations in {elapsed:.2f} s, KSD^2 = {res.fun:.
 
 radius = 3.0 * np.sqrt(target.covariances)
 counts, n_between = kn.mode_occupancy(res.x, target.means, radius=radius)
-labels = [f"({m[0]:g}, {m[1]:g})\nvar {v:g}" for m, v in
-          zip(target.means, target.covariances, strict=True)]
+labels = [
+    f"({m[0]:g}, {m[1]:g})\nvar {v:g}"
+    for m, v in zip(target.means, target.covariances, strict=True)
+]
 for label, count in zip(labels, counts, strict=True):
-    print(f"component {label.replace(chr(10), ', ')}: {count} particles "
-          f"({count / n_particles:.0%})")
+    print(
+        f"component {label.replace(chr(10), ', ')}: {count} particles ({count / n_particles:.0%})"
+    )
 print(f"between the components: {n_between} particles")
 
-fig, (ax_map, ax_bar) = plt.subplots(
-    1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1.6, 1]}
-)
+fig, (ax_map, ax_bar) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [1.6, 1]})
 plot_target_2d(target, ax=ax_map, xlim=(-5.5, 5.5), ylim=(-3.5, 4.5), levels=8)
 plot_particles(res.x, ax=ax_map, x_init=x0, trajectory=res.trajectory, s=6.0)
 ax_map.set_xticks([])
 ax_map.set_yticks([])
-ax_map.set_title(f"{n_particles} particles, bw = {bw} (green: start, blue: end)",
-                 fontsize=10)
+ax_map.set_title(f"{n_particles} particles, bw = {bw} (green: start, blue: end)", fontsize=10)
 
 fractions = np.append(counts, n_between) / n_particles
-ax_bar.bar(labels + ["between"], fractions, color=["C0", "C0", "C0", "C7"],
-           label="KSD descent")
+ax_bar.bar(labels + ["between"], fractions, color=["C0", "C0", "C0", "C7"], label="KSD descent")
 ax_bar.axhline(1 / 3, color="k", linestyle="--", linewidth=1, label="target weight 1/3")
 ax_bar.set_ylabel("fraction of the particles")
 ax_bar.legend(fontsize=9)

@@ -51,8 +51,10 @@ for i in range(n_steps):
         state, log_p = candidate, log_p_candidate
     chain[i] = state
 sample = chain[burn_in:]
-print(f"chain: {n_steps} states, {np.mean(sample[:, 0] > 0):.0%} of them after the "
-      f"burn-in in the right-hand mode (the target has 50 %)")
+print(
+    f"chain: {n_steps} states, {np.mean(sample[:, 0] > 0):.0%} of them after the "
+    f"burn-in in the right-hand mode (the target has 50 %)"
+)
 
 # %%
 # Three ways to keep 100 points
@@ -69,16 +71,22 @@ m = 100
 scores = target.score(sample)
 start = time.perf_counter()
 plain = kn.stein_thinning(sample, scores, m, preconditioner="med", standardize=False)
-regular = kn.stein_thinning(sample, scores, m, preconditioner="med", standardize=False,
-                            regularize=True, target=target)
+regular = kn.stein_thinning(
+    sample, scores, m, preconditioner="med", standardize=False, regularize=True, target=target
+)
 print(f"both thinnings of {len(sample)} states in {time.perf_counter() - start:.2f} s")
 every = np.arange(0, len(sample), len(sample) // m)[:m]
-picks = {"Stein thinning": plain.indices, "regularised Stein thinning": regular.indices,
-         f"every {len(sample) // m}th state": every}
+picks = {
+    "Stein thinning": plain.indices,
+    "regularised Stein thinning": regular.indices,
+    f"every {len(sample) // m}th state": every,
+}
 
 bw = 1.0 / plain.preconditioner[0, 0]
-running = {name: [np.sqrt(kn.ksd(sample[idx[:t]], target, kernel="imq", bw=bw))
-                  for t in range(1, m + 1)] for name, idx in picks.items()}
+running = {
+    name: [np.sqrt(kn.ksd(sample[idx[:t]], target, kernel="imq", bw=bw)) for t in range(1, m + 1)]
+    for name, idx in picks.items()
+}
 assert np.allclose(running["Stein thinning"], plain.ksd)  # the same kernel
 
 # A point is in a low-density region when its log density is below the 5 %
@@ -86,8 +94,10 @@ assert np.allclose(running["Stein thinning"], plain.ksd)  # the same kernel
 threshold = np.quantile(target.logpdf(target.sample(20_000, rng=1)), 0.05)
 for name, idx in picks.items():
     low = np.mean(target.logpdf(sample[idx]) < threshold)
-    print(f"{name}: KSD of the {m} points {running[name][-1]:.4f}, "
-          f"{low:.0%} of them in low-density regions")
+    print(
+        f"{name}: KSD of the {m} points {running[name][-1]:.4f}, "
+        f"{low:.0%} of them in low-density regions"
+    )
 
 # %%
 # The KSD test before and after the burn-in
@@ -101,8 +111,10 @@ pvalues = {}
 for name, points in tests.items():
     result = kn.ksd_test(points, target, rng=0)
     pvalues[name] = result.pvalue
-    print(f"KSD test, {name} ({len(points)} states): statistic {result.statistic:.3f}, "
-          f"p-value {result.pvalue:.3f}, reject: {result.reject}")
+    print(
+        f"KSD test, {name} ({len(points)} states): statistic {result.statistic:.3f}, "
+        f"p-value {result.pvalue:.3f}, reject: {result.reject}"
+    )
 
 # %%
 # The figure
@@ -116,14 +128,19 @@ ax.plot(chain[:burn_in, 0], chain[:burn_in, 1], color="tab:red", lw=0.6, label="
 ax.plot(sample[:, 0], sample[:, 1], ".", color="0.5", ms=1, label="after burn-in")
 ax.legend(loc="upper left", fontsize=8)
 ax.set_title("random-walk Metropolis chain", fontsize=10)
-for ax, (name, idx), color in zip([axes[0, 1], axes[0, 2], axes[1, 0]], picks.items(),
-                                  ["tab:blue", "tab:green", "tab:orange"], strict=True):
+for ax, (name, idx), color in zip(
+    [axes[0, 1], axes[0, 2], axes[1, 0]],
+    picks.items(),
+    ["tab:blue", "tab:green", "tab:orange"],
+    strict=True,
+):
     plot_target_2d(target, ax=ax, quiver=0, **limits)
     plot_particles(sample[idx], ax=ax, color=color, s=10)
     ax.set_title(f"{name} ({m} points)", fontsize=10)
 ax = axes[1, 1]
-for (name, values), color in zip(running.items(), ["tab:blue", "tab:green", "tab:orange"],
-                                 strict=True):
+for (name, values), color in zip(
+    running.items(), ["tab:blue", "tab:green", "tab:orange"], strict=True
+):
     ax.loglog(np.arange(1, m + 1), values, color=color, label=name)
 ax.set_xlabel("number of points m")
 ax.set_ylabel("KSD of the first m points")

@@ -56,15 +56,25 @@ radius = 3.0 * np.sqrt(0.1)
 fig, axes = plt.subplots(1, 3, figsize=(11, 4), subplot_kw={"xticks": [], "yticks": []})
 for ax, (name, (x, x_start, elapsed, nit)) in zip(axes, runs.items(), strict=True):
     counts, n_stranded = kn.mode_occupancy(x, target.means, radius=radius)
-    print(f"{name:<20}: {nit:5d} iterations in {elapsed:.2f} s, modes "
-          f"{counts.tolist()}, stranded {n_stranded}")
-    plot_target_2d(target, ax=ax, xlim=(-2.0, 2.0), ylim=(-2.0, 2.0),
-                   levels=[-8.0, -5.0, -3.0, -2.0, -1.0], quiver=0)
+    print(
+        f"{name:<20}: {nit:5d} iterations in {elapsed:.2f} s, modes "
+        f"{counts.tolist()}, stranded {n_stranded}"
+    )
+    plot_target_2d(
+        target,
+        ax=ax,
+        xlim=(-2.0, 2.0),
+        ylim=(-2.0, 2.0),
+        levels=[-8.0, -5.0, -3.0, -2.0, -1.0],
+        quiver=0,
+    )
     plot_particles(x, ax=ax, x_init=x_start, s=10.0)
     ax.set_title(f"{name}\nmodes {counts.tolist()}, {n_stranded} stranded", fontsize=10)
 
-fig.suptitle(f"Annealing against the direct run ({n_particles} particles, bw = {bw}; "
-             "green: start, blue: end)")
+fig.suptitle(
+    f"Annealing against the direct run ({n_particles} particles, bw = {bw}; "
+    "green: start, blue: end)"
+)
 fig.tight_layout(rect=(0.0, 0.0, 1.0, 0.95))
 fig.savefig("plot_temperature.png", dpi=150)
 print("saved plot_temperature.png")

@@ -49,6 +49,7 @@ def __getattr__(name):
         return SteinMatrix
     raise AttributeError(f"module 'ksdnumba' has no attribute {name!r}")
 
+
 __all__ = [
     "BayesianICA",
     "BayesianLogisticRegression",

@@ -66,7 +66,9 @@ def cache_depends_on_each_other(modules):
     stamped = 0
     for module in modules:
         for obj in vars(module).values():
-            if (isinstance(obj, Dispatcher)
-                    and getattr(obj.py_func, "__module__", None) == module.__name__):
+            if (
+                isinstance(obj, Dispatcher)
+                and getattr(obj.py_func, "__module__", None) == module.__name__
+            ):
                 stamped += cache_depends_on(obj, *modules)
     return stamped

@@ -130,14 +130,21 @@ def standardized(x, s, standardize):
     if not np.all(scale > 0):
         cols = np.flatnonzero(~(scale > 0)).tolist()
         raise ValueError(
-            f"cannot standardise: column(s) {cols} of sample are constant; pass "
-            "standardize=False"
+            f"cannot standardise: column(s) {cols} of sample are constant; pass standardize=False"
         )
     return x / scale, s * scale, scale
 
 
-def stein_matrix_from_sample(sample, scores, *, kernel="imq", preconditioner="sclmed",
-                             standardize=True, beta=0.5, backend="auto"):
+def stein_matrix_from_sample(
+    sample,
+    scores,
+    *,
+    kernel="imq",
+    preconditioner="sclmed",
+    standardize=True,
+    beta=0.5,
+    backend="auto",
+):
     r"""The Stein matrix of a sample with stein-thinning's options.
 
     Parameters
@@ -174,6 +181,14 @@ def stein_matrix_from_sample(sample, scores, *, kernel="imq", preconditioner="sc
     kernel = check_option(kernel, "kernel", SAMPLE_KERNELS)
     x, s, scale = standardized(sample, scores, standardize)
     L, weights, Q = metric_from_name(preconditioner, x)
-    H = SteinMatrix._from_metric(x, s, kernel=kernel, beta=beta, weights=weights, rotation=Q,
-                                 preconditioner=np.linalg.inv(L), backend=backend)
+    H = SteinMatrix._from_metric(
+        x,
+        s,
+        kernel=kernel,
+        beta=beta,
+        weights=weights,
+        rotation=Q,
+        preconditioner=np.linalg.inv(L),
+        backend=backend,
+    )
     return H, scale, L

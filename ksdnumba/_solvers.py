@@ -48,8 +48,18 @@ def interrupts_propagate():
 class Run:
     """Book-keeping shared by the samplers: history, stored iterates, callback, log, bar."""
 
-    def __init__(self, shape, dtype, store, callback, verbose, name, label="objective",
-                 progress=False, max_iter=0):
+    def __init__(
+        self,
+        shape,
+        dtype,
+        store,
+        callback,
+        verbose,
+        name,
+        label="objective",
+        progress=False,
+        max_iter=0,
+    ):
         self.shape = shape
         self.dtype = dtype
         self.store = store
@@ -172,17 +182,21 @@ def lbfgs(value_and_grad, x0, run, max_iter, ftol, gtol):
             return run.result(False, STOPPED_BY_CALLBACK, "stopped by the callback", nfev[0])
         if max_iter == 0:  # SciPy would still take one step
             return run.result(False, 1, "max_iter=0: no iteration performed", nfev[0])
-        options = {"maxiter": max_iter, "maxfun": 2 * max_iter + 20, "ftol": ftol,
-                   "gtol": gtol}
+        options = {"maxiter": max_iter, "maxfun": 2 * max_iter + 20, "ftol": ftol, "gtol": gtol}
         # L-BFGS-B calls BLAS on small vectors between evaluations: BLAS's threads
         # and numba's would spin on the same cores (see kernels/_cpu/_threads.py).
         with single_threaded_blas():
-            res = minimize(fun, first[0].copy(), jac=True, method="L-BFGS-B",
-                           callback=on_iteration, options=options)
+            res = minimize(
+                fun,
+                first[0].copy(),
+                jac=True,
+                method="L-BFGS-B",
+                callback=on_iteration,
+                options=options,
+            )
     except EvaluationStop:
         message = (
-            f"stopped during iteration {run.nit}: {failure[0]}; returning the last "
-            "finite particles"
+            f"stopped during iteration {run.nit}: {failure[0]}; returning the last finite particles"
         )
         return run.result(False, EVALUATION_FAILED, message, nfev[0])
     except KeyboardInterrupt:
@@ -227,8 +241,7 @@ def fixed_step(evaluate, advance, x0, run, max_iter, converged_message):
                 try:
                     if not np.isfinite(x).all():
                         raise NonFiniteError(
-                            "the particles became non-finite (NaN or inf); the step is too "
-                            "large"
+                            "the particles became non-finite (NaN or inf); the step is too large"
                         )
                     nfev += 1
                     fun, direction, converged = evaluate(x)
@@ -239,8 +252,7 @@ def fixed_step(evaluate, advance, x0, run, max_iter, converged_message):
                     )
                     return run.result(False, EVALUATION_FAILED, message, nfev)
                 if run.record(x, fun):
-                    return run.result(False, STOPPED_BY_CALLBACK, "stopped by the callback",
-                                      nfev)
+                    return run.result(False, STOPPED_BY_CALLBACK, "stopped by the callback", nfev)
         except KeyboardInterrupt:
             return run.interrupted(nfev)
         if converged:

@@ -19,9 +19,7 @@ def check_dtype(dtype):
     try:
         key = np.dtype(dtype)
     except TypeError as exc:
-        raise TypeError(
-            f"dtype must be np.float32 or np.float64, got {dtype!r}"
-        ) from exc
+        raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}") from exc
     if key not in _FLOAT_DTYPES:
         raise ValueError(f"dtype must be np.float32 or np.float64, got {key.name}")
     return _FLOAT_DTYPES[key]
@@ -46,9 +44,7 @@ def _numeric_matrix(x, name, shape_text, dtype, copy):
     if arr.dtype == object or not (
         np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
     ):
-        raise ValueError(
-            f"{name} must be a numeric (real) array, got dtype {arr.dtype}"
-        )
+        raise ValueError(f"{name} must be a numeric (real) array, got dtype {arr.dtype}")
     if arr.ndim != 2:
         raise ValueError(
             f"{name} must be a 2-D array of shape {shape_text}, "
@@ -214,8 +210,12 @@ class NonFiniteError(EvaluationError):
 
 def check_field(values, x, what):
     """Check the ``(n, d)`` output of a target's `what` (``score`` or ``hvp``) at `x`."""
-    if (type(values) is np.ndarray and values.dtype == x.dtype and values.shape == x.shape
-            and values.flags.c_contiguous):
+    if (
+        type(values) is np.ndarray
+        and values.dtype == x.dtype
+        and values.shape == x.shape
+        and values.flags.c_contiguous
+    ):
         return values  # the common case, checked in a fraction of the general path's time
     arr = np.asarray(values)
     if arr.shape != x.shape:
@@ -259,8 +259,7 @@ def check_target_dims(target, x, name="x0"):
     d = getattr(target, "n_dims", None)
     if d is not None and d != x.shape[1]:
         raise ValueError(
-            f"{name} has {x.shape[1]} columns (dimensions) but the target is "
-            f"{d}-dimensional"
+            f"{name} has {x.shape[1]} columns (dimensions) but the target is {d}-dimensional"
         )
 
 
@@ -295,9 +294,7 @@ def check_directions(v: ArrayLike, x: np.ndarray, name: str = "v") -> np.ndarray
     """Return `v` as a float64 array of `x`'s shape (a target method's directions)."""
     arr = np.asarray(v, dtype=np.float64)
     if arr.shape != x.shape:
-        raise ValueError(
-            f"{name} must have the same shape as x {x.shape}, got {arr.shape}"
-        )
+        raise ValueError(f"{name} must have the same shape as x {x.shape}, got {arr.shape}")
     return arr
 
 
@@ -342,9 +339,7 @@ def check_covariances(
         raise ValueError(f"{name} contains non-finite values (NaN or inf)")
     if kind != "full":
         if np.any(cov <= 0):
-            raise ValueError(
-                f"{name} must contain positive variances, got minimum {cov.min()!r}"
-            )
+            raise ValueError(f"{name} must contain positive variances, got minimum {cov.min()!r}")
         return kind, cov
     for i in range(k):
         item = name if single else f"{name}[{i}]"
@@ -372,8 +367,7 @@ def check_weights(weights: ArrayLike | None, n_components: int) -> np.ndarray:
     w = np.array(weights, dtype=np.float64)
     if w.shape != (n_components,):
         raise ValueError(
-            f"weights must have shape ({n_components},), one per component, got "
-            f"shape {w.shape}"
+            f"weights must have shape ({n_components},), one per component, got shape {w.shape}"
         )
     if not np.all(np.isfinite(w)):
         raise ValueError("weights contains non-finite values (NaN or inf)")
@@ -395,12 +389,9 @@ def check_binary_labels(y: ArrayLike, n_samples: int, name: str = "y") -> np.nda
     arr = np.asarray(y)
     if arr.shape != (n_samples,):
         raise ValueError(
-            f"{name} must have shape ({n_samples},), one label per row of X, got shape "
-            f"{arr.shape}"
+            f"{name} must have shape ({n_samples},), one label per row of X, got shape {arr.shape}"
         )
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-    ):
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
         raise ValueError(f"{name} must hold the labels 0 and 1, got dtype {arr.dtype}")
     values = arr.astype(np.float64)
     if not np.all((values == 0.0) | (values == 1.0)):
@@ -447,8 +438,7 @@ def check_like(values, x, name, x_name):
     arr = _numeric_matrix(values, name, "(n, d)", np.float64, copy=False)
     if arr.shape != x.shape:
         raise ValueError(
-            f"{name} must have the shape of {x_name}, {x.shape}, one row per point; "
-            f"got {arr.shape}"
+            f"{name} must have the shape of {x_name}, {x.shape}, one row per point; got {arr.shape}"
         )
     return arr
 

@@ -26,6 +26,7 @@ from numpy.typing import ArrayLike
 
 from ._bandwidth import median_bandwidth, resolve_bw
 from ._result import SamplingResult
+from ._solvers import Run, fixed_step, lbfgs
 from ._validation import (
     EvaluationError,
     NonFiniteError,
@@ -40,7 +41,6 @@ from ._validation import (
     check_samples,
     check_tolerance,
 )
-from ._solvers import Run, fixed_step, lbfgs
 from .kernels import _cpu
 from .kernels._backend import kernels, resolve_backend
 from .targets import as_score_target
@@ -251,10 +251,25 @@ def svgd(
             phi = phi / (_ADAGRAD_FUDGE + np.sqrt(history[0]))
         return (x + step * phi).astype(dtype, copy=False)
 
-    run = Run(x0.shape, dtype, bool(store), callback, verbose, "svgd", "|direction|^2",
-              progress=progress, max_iter=max_iter)
-    return fixed_step(evaluate, advance, x0, run, max_iter,
-                      "converged: the largest component of the direction is <= gtol")
+    run = Run(
+        x0.shape,
+        dtype,
+        bool(store),
+        callback,
+        verbose,
+        "svgd",
+        "|direction|^2",
+        progress=progress,
+        max_iter=max_iter,
+    )
+    return fixed_step(
+        evaluate,
+        advance,
+        x0,
+        run,
+        max_iter,
+        "converged: the largest component of the direction is <= gtol",
+    )
 
 
 class _MMD:
@@ -395,6 +410,14 @@ def mmd_lbfgs(
     pair_sums = kernels(resolved)
     check_callback(callback)
     objective = _MMD(y, bw, pair_sums)
-    run = Run(x0.shape, dtype, bool(store), callback, verbose, "mmd_lbfgs",
-              progress=progress, max_iter=max_iter)
+    run = Run(
+        x0.shape,
+        dtype,
+        bool(store),
+        callback,
+        verbose,
+        "mmd_lbfgs",
+        progress=progress,
+        max_iter=max_iter,
+    )
     return lbfgs(objective.value_and_grad, x0, run, max_iter, ftol, gtol)

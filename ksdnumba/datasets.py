@@ -94,9 +94,7 @@ def skewed_mixture() -> GaussianMixture:
     >>> target.n_components, target.weights.round(3).tolist()
     (3, [0.333, 0.333, 0.333])
     """
-    return GaussianMixture(
-        [[-3.0, 0.0], [3.0, 0.0], [0.0, 3.0]], [0.5, 0.3, 0.1], [1.0, 1.0, 1.0]
-    )
+    return GaussianMixture([[-3.0, 0.0], [3.0, 0.0], [0.0, 3.0]], [0.5, 0.3, 0.1], [1.0, 1.0, 1.0])
 
 
 def three_modes(variance: float = 0.1) -> GaussianMixture:
@@ -128,9 +126,7 @@ def three_modes(variance: float = 0.1) -> GaussianMixture:
     >>> three_modes().means.tolist()
     [[-1.0, -1.0], [1.0, 1.0], [1.0, -1.0]]
     """
-    return GaussianMixture(
-        [[-1.0, -1.0], [1.0, 1.0], [1.0, -1.0]], [variance, variance, variance]
-    )
+    return GaussianMixture([[-1.0, -1.0], [1.0, 1.0], [1.0, -1.0]], [variance, variance, variance])
 
 
 def breast_cancer(

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._result import SamplingResult
+from ._solvers import Run, fixed_step, lbfgs
 from ._validation import (
     check_bw,
     check_callback,
@@ -18,7 +19,6 @@ from ._validation import (
     check_positive_int,
     check_tolerance,
 )
-from ._solvers import Run, fixed_step, lbfgs
 from .objective import make_objective
 
 
@@ -160,8 +160,16 @@ def ksdd_lbfgs(
     ftol = check_tolerance(ftol, "ftol")
     gtol = check_tolerance(gtol, "gtol")
     check_callback(callback)
-    run = Run(x0.shape, dtype, bool(store), callback, verbose, "ksdd_lbfgs",
-              progress=progress, max_iter=max_iter)
+    run = Run(
+        x0.shape,
+        dtype,
+        bool(store),
+        callback,
+        verbose,
+        "ksdd_lbfgs",
+        progress=progress,
+        max_iter=max_iter,
+    )
     return lbfgs(objective.value_and_grad, x0, run, max_iter, ftol, gtol)
 
 
@@ -309,8 +317,7 @@ def ksdd_gradient(
         f, g = objective.value_and_grad(x)
         projected = g
         if clamp is not None:
-            projected = np.where(((x <= clamp[0]) & (g > 0)) | ((x >= clamp[1]) & (g < 0)),
-                                 0.0, g)
+            projected = np.where(((x <= clamp[0]) & (g > 0)) | ((x >= clamp[1]) & (g < 0)), 0.0, g)
         return f, g, bool(np.max(np.abs(projected)) <= gtol)
 
     def advance(x, g, k):
@@ -319,7 +326,15 @@ def ksdd_gradient(
             np.clip(x, clamp[0], clamp[1], out=x)
         return x.astype(dtype, copy=False)
 
-    run = Run(x0.shape, dtype, bool(store), callback, verbose, "ksdd_gradient",
-              progress=progress, max_iter=max_iter)
+    run = Run(
+        x0.shape,
+        dtype,
+        bool(store),
+        callback,
+        verbose,
+        "ksdd_gradient",
+        progress=progress,
+        max_iter=max_iter,
+    )
     message = "converged: the largest component of the projected gradient is <= gtol"
     return fixed_step(evaluate, advance, x0, run, max_iter, message)

@@ -213,8 +213,9 @@ def ksd_test(
     from .stein_matrix import SteinMatrix  # here: it imports scipy.sparse
 
     bw = 1.0 if kernel == "linear" else resolve_bw(bw, x)
-    H = SteinMatrix(x, target, kernel=kernel, bw=None if kernel == "linear" else bw, beta=beta,
-                    backend=backend)
+    H = SteinMatrix(
+        x, target, kernel=kernel, bw=None if kernel == "linear" else bw, beta=beta, backend=backend
+    )
     diag = H.diagonal()
     batch = max(1, min(n_resamples + 1, _MAX_WEIGHTS // n))
     forms = []
@@ -242,7 +243,16 @@ def ksd_test(
     ksd2 = statistic / n
     pvalue = (1.0 + np.count_nonzero(draws >= statistic)) / (1.0 + n_resamples)
     return KSDTestResult(
-        statistic=float(statistic), pvalue=float(pvalue), null_distribution=draws,
-        reject=bool(pvalue <= alpha), ksd2=float(ksd2), kernel=kernel, bw=bw, beta=beta,
-        n_resamples=n_resamples, alpha=alpha, bootstrap=bootstrap, backend=H.backend,
+        statistic=float(statistic),
+        pvalue=float(pvalue),
+        null_distribution=draws,
+        reject=bool(pvalue <= alpha),
+        ksd2=float(ksd2),
+        kernel=kernel,
+        bw=bw,
+        beta=beta,
+        n_resamples=n_resamples,
+        alpha=alpha,
+        bootstrap=bootstrap,
+        backend=H.backend,
     )

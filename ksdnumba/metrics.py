@@ -133,14 +133,13 @@ def _one_dimensional(values, name):
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
-        raise ValueError(
-            f"{name} must be 1-D data, of shape (n,) or (n, 1), got shape {arr.shape}"
-        )
+        raise ValueError(f"{name} must be 1-D data, of shape (n,) or (n, 1), got shape {arr.shape}")
     return check_particles(arr[:, None], name)[:, 0]
 
 
-def histogram_kl(x: ArrayLike, reference: ArrayLike, *, bins: int | ArrayLike | None = None
-                 ) -> float:
+def histogram_kl(
+    x: ArrayLike, reference: ArrayLike, *, bins: int | ArrayLike | None = None
+) -> float:
     r"""Kullback-Leibler divergence between the histograms of 1-D particles and samples.
 
     With :math:`P_b` the fraction of the particles and :math:`Q_b` the fraction
@@ -210,8 +209,7 @@ def histogram_kl(x: ArrayLike, reference: ArrayLike, *, bins: int | ArrayLike | 
         edges = np.quantile(reference, np.linspace(0.0, 1.0, int(bins) + 1))
         if not np.all(np.diff(edges) > 0):
             raise ValueError(
-                "the reference's quantiles coincide (tied samples); give the bin edges "
-                "explicitly"
+                "the reference's quantiles coincide (tied samples); give the bin edges explicitly"
             )
     else:
         edges = np.asarray(bins, dtype=np.float64)
@@ -236,8 +234,9 @@ def histogram_kl(x: ArrayLike, reference: ArrayLike, *, bins: int | ArrayLike | 
     return float(np.sum(p[held] * np.log(p[held] / q[held])))
 
 
-def mode_occupancy(x: ArrayLike, means: ArrayLike, *, radius: float | ArrayLike
-                   ) -> tuple[np.ndarray, int]:
+def mode_occupancy(
+    x: ArrayLike, means: ArrayLike, *, radius: float | ArrayLike
+) -> tuple[np.ndarray, int]:
     r"""Count the particles near each mode, and those near none.
 
     Particle :math:`x_i` is counted at mode :math:`k` when :math:`\mu_k` is its

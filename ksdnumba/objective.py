@@ -26,8 +26,8 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
 from numba import njit
+from numpy.typing import ArrayLike
 
 from ._bandwidth import resolve_bw
 from ._caching import cache_depends_on

@@ -37,9 +37,7 @@ def _points_2d(x, name, ndim=2):
     arr = np.asarray(x, dtype=np.float64)
     if arr.ndim != ndim or arr.shape[-1] != 2:
         shape = "(n, 2)" if ndim == 2 else "(n_stored, n, 2)"
-        raise ValueError(
-            f"{name} must have shape {shape} for a 2-D plot, got shape {arr.shape}"
-        )
+        raise ValueError(f"{name} must have shape {shape} for a 2-D plot, got shape {arr.shape}")
     return arr
 
 
@@ -140,9 +138,19 @@ def plot_target_2d(
         Z = np.ma.masked_invalid(Z)
         # Solid lines: a single colour would otherwise dash the negative levels,
         # which for a log density are all of them.
-        ax.contour(X, Y, Z, **{"levels": levels, "colors": "k", "alpha": 0.6,
-                               "linestyles": "solid", "linewidths": 0.8,
-                               **(contour_kw or {})})
+        ax.contour(
+            X,
+            Y,
+            Z,
+            **{
+                "levels": levels,
+                "colors": "k",
+                "alpha": 0.6,
+                "linestyles": "solid",
+                "linewidths": 0.8,
+                **(contour_kw or {}),
+            },
+        )
     if quiver > 0:
         X, Y, xy = mesh(quiver)
         s = np.asarray(score(xy), dtype=np.float64)
@@ -151,8 +159,13 @@ def plot_target_2d(
                 f"plot_target_2d needs a 2-D target: its score returned shape {s.shape} "
                 f"for points of shape {xy.shape}"
             )
-        ax.quiver(X, Y, s[:, 0].reshape(X.shape), s[:, 1].reshape(X.shape),
-                  **{"color": "red", "alpha": 0.2, **(quiver_kw or {})})
+        ax.quiver(
+            X,
+            Y,
+            s[:, 0].reshape(X.shape),
+            s[:, 1].reshape(X.shape),
+            **{"color": "red", "alpha": 0.2, **(quiver_kw or {})},
+        )
     ax.set_xlim(xlim)
     ax.set_ylim(ylim)
     ax.set_aspect("equal")
@@ -235,8 +248,11 @@ def plot_particles(
             )
     ax = _axes(ax)
     if trajectory is not None:
-        ax.plot(trajectory[:, :, 0], trajectory[:, :, 1],
-                **{"color": "k", "alpha": 0.2, "linewidth": 0.5, **(trajectory_kw or {})})
+        ax.plot(
+            trajectory[:, :, 0],
+            trajectory[:, :, 1],
+            **{"color": "k", "alpha": 0.2, "linewidth": 0.5, **(trajectory_kw or {})},
+        )
     if x_init is not None:
         ax.scatter(x_init[:, 0], x_init[:, 1], s=init_s, color=init_color, zorder=2)
     ax.scatter(x[:, 0], x[:, 1], s=s, color=color, label=label, zorder=3)
@@ -256,9 +272,7 @@ def _runs(values, name):
     else:
         runs = []
     if not runs or any(r.ndim != 1 or r.size == 0 for r in runs):
-        raise ValueError(
-            f"{name} must be a non-empty 1-D array (one run) or a sequence of them"
-        )
+        raise ValueError(f"{name} must be a non-empty 1-D array (one run) or a sequence of them")
     return runs
 
 
@@ -367,8 +381,7 @@ def plot_convergence(
         grid = np.geomspace(positive.min(), end, n_grid)
     else:
         grid = np.linspace(0.0, end, n_grid)
-    median = np.median([np.interp(grid, t, v) for t, v in zip(times, values, strict=True)],
-                       axis=0)
+    median = np.median([np.interp(grid, t, v) for t, v in zip(times, values, strict=True)], axis=0)
     ax.plot(grid, median, color=color, label=label, linewidth=linewidth)
     return ax
 

@@ -263,8 +263,17 @@ class SteinMatrix(LinearOperator):
         named preconditioners), so that their weights are used to the bit.
         """
         self = cls.__new__(cls)
-        self._setup(x, s, kernel, None, beta, np.asarray(weights, dtype=np.float64), rotation,
-                    preconditioner, backend)
+        self._setup(
+            x,
+            s,
+            kernel,
+            None,
+            beta,
+            np.asarray(weights, dtype=np.float64),
+            rotation,
+            preconditioner,
+            backend,
+        )
         return self
 
     def _setup(self, x, s, kernel, bw, beta, weights, rotation, M, backend):

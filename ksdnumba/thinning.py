@@ -73,8 +73,11 @@ def _hessian_diagonal(target, x):
 def _regularization(regularize, m, target, log_p, laplacian, sample, scale):
     """``(lam, log_p, laplacian term)`` for regularised thinning, or ``(None, None, None)``."""
     n, d = sample.shape
-    given = [name for name, value in (("target", target), ("log_p", log_p),
-                                      ("laplacian", laplacian)) if value is not None]
+    given = [
+        name
+        for name, value in (("target", target), ("log_p", log_p), ("laplacian", laplacian))
+        if value is not None
+    ]
     if regularize is None or regularize is False:
         if given:
             raise ValueError(
@@ -119,9 +122,20 @@ def _regularization(regularize, m, target, log_p, laplacian, sample, scale):
     return lam, log_p, term
 
 
-def stein_thinning(sample, scores, m, *, kernel="imq", preconditioner="sclmed",
-                   standardize=True, regularize=None, target=None, log_p=None,
-                   laplacian=None, backend="auto"):
+def stein_thinning(
+    sample,
+    scores,
+    m,
+    *,
+    kernel="imq",
+    preconditioner="sclmed",
+    standardize=True,
+    regularize=None,
+    target=None,
+    log_p=None,
+    laplacian=None,
+    backend="auto",
+):
     r"""Select ``m`` points of a sample by greedy minimisation of their KSD.
 
     Stein thinning (Riabiz et al. 2022) picks, one at a time, the point that
@@ -293,13 +307,21 @@ def stein_thinning(sample, scores, m, *, kernel="imq", preconditioner="sclmed",
         x = check_particles(sample, "sample")
         s = check_like(scores, x, "scores", "sample")
     m = check_positive_int(m, "m", minimum=1)
-    H, scale, L = stein_matrix_from_sample(x, s, kernel=kernel, preconditioner=preconditioner,
-                                           standardize=standardize, backend=backend)
+    H, scale, L = stein_matrix_from_sample(
+        x, s, kernel=kernel, preconditioner=preconditioner, standardize=standardize, backend=backend
+    )
     lam, logp, lap = _regularization(regularize, m, target, log_p, laplacian, x, scale)
     idx, totals = H._greedy(m, lap, logp, 0.0 if lam is None else lam)
     ksd = np.sqrt(np.maximum(totals, 0.0)) / np.arange(1, m + 1)
-    return ThinningResult(indices=idx, ksd=ksd, preconditioner=L, scale=scale,
-                          kernel=kernel, regularize=lam, backend=H.backend)
+    return ThinningResult(
+        indices=idx,
+        ksd=ksd,
+        preconditioner=L,
+        scale=scale,
+        kernel=kernel,
+        regularize=lam,
+        backend=H.backend,
+    )
 
 
 class GradientFreeThinningResult(Result):

@@ -41,8 +41,9 @@ def logistic_problem(n_samples=40, n_features=3, seed=0):
 
 def logistic_points(target, n=6, seed=1):
     rng = np.random.default_rng(seed)
-    theta = np.column_stack([rng.normal(size=(n, target.n_features)),
-                             rng.normal(scale=0.7, size=n)])
+    theta = np.column_stack(
+        [rng.normal(size=(n, target.n_features)), rng.normal(scale=0.7, size=n)]
+    )
     return theta, rng.normal(size=theta.shape)
 
 
@@ -90,8 +91,7 @@ def test_logistic_on_real_data_matches_finite_differences():
     X, _, y, _ = breast_cancer(rng=0)
     target = kn.BayesianLogisticRegression(X, y)
     rng = np.random.default_rng(2)
-    theta = np.column_stack([0.3 * rng.normal(size=(3, target.n_features)),
-                             rng.normal(size=3)])
+    theta = np.column_stack([0.3 * rng.normal(size=(3, target.n_features)), rng.normal(size=3)])
     v = rng.normal(size=theta.shape)
     assert_close_scaled(target.score(theta), fd_gradient(target.logpdf, theta, FD_STEP))
     assert_close_scaled(target.hvp(theta, v), fd_directional(target.score, theta, v, FD_STEP))
@@ -129,8 +129,11 @@ def test_logistic_stays_finite_far_out():
     X, y = logistic_problem()
     target = kn.BayesianLogisticRegression(X, y)
     theta = np.array([[300.0, -300.0, 300.0, 2.0], [-1e3, 1e3, 0.0, -5.0]])
-    for values in (target.logpdf(theta), target.score(theta),
-                   target.hvp(theta, np.ones_like(theta))):
+    for values in (
+        target.logpdf(theta),
+        target.score(theta),
+        target.hvp(theta, np.ones_like(theta)),
+    ):
         assert np.all(np.isfinite(values))
 
 
@@ -188,12 +191,15 @@ def test_breast_cancer_split():
     assert set(np.unique(labels)) == {0, 1}
     assert np.sum(labels == 1) == 357 and np.sum(labels == 0) == 212  # benign, malignant
     again = breast_cancer(test_fraction=0.2, rng=3)
-    assert all(np.array_equal(a, b) for a, b in zip(again, (X_train, X_test, y_train, y_test),
-                                                   strict=True))
+    assert all(
+        np.array_equal(a, b) for a, b in zip(again, (X_train, X_test, y_train, y_test), strict=True)
+    )
 
 
-@pytest.mark.parametrize("fraction, error", [(0.0, ValueError), (1.0, ValueError),
-                                             (1e-4, ValueError), ("0.5", TypeError)])
+@pytest.mark.parametrize(
+    "fraction, error",
+    [(0.0, ValueError), (1.0, ValueError), (1e-4, ValueError), ("0.5", TypeError)],
+)
 def test_breast_cancer_errors(fraction, error):
     with pytest.raises(error, match="test_fraction"):
         breast_cancer(test_fraction=fraction)

@@ -37,8 +37,14 @@ def _call_g(folder):
     path = os.pathsep.join(filter(None, [str(folder), os.environ.get("PYTHONPATH")]))
     env = dict(os.environ, PYTHONPATH=path, NUMBA_CACHE_DIR=str(folder / "cache"))
     code = "import caller; print(caller.g())"
-    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=folder,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(out.stdout.strip())
 
 

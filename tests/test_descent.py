@@ -185,8 +185,9 @@ def test_verbose_prints_progress(capsys):
 def test_blas_threads_restored_after_run():
     threadpoolctl = pytest.importorskip("threadpoolctl")
     before = [(i["internal_api"], i["num_threads"]) for i in threadpoolctl.threadpool_info()]
-    kn.ksdd_lbfgs(np.zeros((3, 1)) + [[0.0], [1.0], [2.0]], kn.Gaussian(np.zeros(1), 1.0),
-                  max_iter=3)
+    kn.ksdd_lbfgs(
+        np.zeros((3, 1)) + [[0.0], [1.0], [2.0]], kn.Gaussian(np.zeros(1), 1.0), max_iter=3
+    )
     after = [(i["internal_api"], i["num_threads"]) for i in threadpoolctl.threadpool_info()]
     assert before == after
 

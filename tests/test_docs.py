@@ -67,7 +67,7 @@ def python_blocks(path):
         if line.strip() != ".. code-block:: python":
             continue
         body = []
-        for following in lines[i + 1:]:
+        for following in lines[i + 1 :]:
             if following.strip() and not following.startswith("   "):
                 break
             body.append(following[3:])

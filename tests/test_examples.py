@@ -41,7 +41,10 @@ def test_plot_simple_gaussian(tmp_path):
     out = _run_example("plot_simple_gaussian", tmp_path)
     lines = [line for line in out.splitlines() if "iterations in" in line]
     assert [line.split("  ")[0] for line in lines] == [
-        "KSD descent, L-BFGS", "KSD descent, gradient steps", "SVGD", "MMD descent, L-BFGS"
+        "KSD descent, L-BFGS",
+        "KSD descent, gradient steps",
+        "SVGD",
+        "MMD descent, L-BFGS",
     ], out
 
 
@@ -61,15 +64,19 @@ def test_plot_init(tmp_path):
 
 def test_plot_skewed(tmp_path):
     out = _run_example("plot_skewed", tmp_path)
-    counts = [int(line.split(": ")[1].split()[0]) for line in out.splitlines()
-              if line.startswith("component ")]
+    counts = [
+        int(line.split(": ")[1].split()[0])
+        for line in out.splitlines()
+        if line.startswith("component ")
+    ]
     assert len(counts) == 3 and min(counts) > 0, out
 
 
 def test_plot_temperature(tmp_path):
     out = _run_example("plot_temperature", tmp_path)
-    stranded = [int(line.rsplit("stranded ", 1)[1]) for line in out.splitlines()
-                if "iterations in" in line]
+    stranded = [
+        int(line.rsplit("stranded ", 1)[1]) for line in out.splitlines() if "iterations in" in line
+    ]
     assert len(stranded) == 3, out
     assert stranded[2] < stranded[0], out
 
@@ -77,8 +84,11 @@ def test_plot_temperature(tmp_path):
 def test_plot_logistic_regression(tmp_path):
     out = _run_example("plot_logistic_regression", tmp_path)
     majority = float(out.split("majority class: ")[1].split()[0])
-    accuracies = [float(line.split("test accuracy ")[1].split(",")[0])
-                  for line in out.splitlines() if "test accuracy" in line]
+    accuracies = [
+        float(line.split("test accuracy ")[1].split(",")[0])
+        for line in out.splitlines()
+        if "test accuracy" in line
+    ]
     assert len(accuracies) == 2, out
     assert min(accuracies) > majority, out
 
@@ -91,8 +101,11 @@ def test_plot_ica(tmp_path):
 
 def test_plot_goodness_of_fit(tmp_path):
     out = _run_example("plot_goodness_of_fit", tmp_path)
-    power = {line.split(": ")[0]: [float(v) for v in line.split(": ")[1].split(", ")]
-             for line in out.splitlines() if line.startswith("power of ")}
+    power = {
+        line.split(": ")[0]: [float(v) for v in line.split(": ")[1].split(", ")]
+        for line in out.splitlines()
+        if line.startswith("power of ")
+    }
     assert len(power) == 4 and all(len(v) == 5 for v in power.values()), out
     assert power["power of KSDAgg"][-1] == 1.0, out
     assert "reject: True" in out and "reject: False" in out, out

@@ -61,8 +61,9 @@ def test_mmd_value_and_gradient_match_reference(n, d, parallel, monkeypatch):
     x, y = rng.normal(size=(n, d)), 0.5 + rng.normal(size=(n + 13, d))
     # The objective calls the public kernel; pin its driver.
     sums = _cpu.gaussian_kernel_sums
-    monkeypatch.setattr(_cpu, "gaussian_kernel_sums",
-                        lambda a, b, bw: sums(a, b, bw, parallel=parallel))
+    monkeypatch.setattr(
+        _cpu, "gaussian_kernel_sums", lambda a, b, bw: sums(a, b, bw, parallel=parallel)
+    )
     value, grad = _MMD(y, 0.8).value_and_grad(x)
     np.testing.assert_allclose(value, ref.mmd2(x, y, 0.8), rtol=RTOL)
     _assert_rows_close(grad, ref.mmd2_grad(x, y, 0.8), f"n={n} d={d} {parallel}")
@@ -78,8 +79,9 @@ def test_mmd_gradient_matches_finite_differences(n, m, d):
     fd = central_difference_gradient(lambda z: ref.mmd2(z, y, 0.7), x)
     np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8 * np.abs(fd).max())
     # and the reference gradient is the derivative of the reference value
-    np.testing.assert_allclose(ref.mmd2_grad(x, y, 0.7), fd, rtol=1e-6,
-                               atol=1e-8 * np.abs(fd).max())
+    np.testing.assert_allclose(
+        ref.mmd2_grad(x, y, 0.7), fd, rtol=1e-6, atol=1e-8 * np.abs(fd).max()
+    )
 
 
 def test_mmd_is_zero_on_the_samples_themselves():
@@ -100,8 +102,9 @@ def test_reference_svgd_direction_from_its_definition():
     expected = np.zeros_like(x)
     for i in range(5):
         for j in range(5):
-            grad_j = np.array([(k(x[j] + h * e, x[i]) - k(x[j] - h * e, x[i])) / (2 * h)
-                               for e in np.eye(3)])
+            grad_j = np.array(
+                [(k(x[j] + h * e, x[i]) - k(x[j] - h * e, x[i])) / (2 * h) for e in np.eye(3)]
+            )
             expected[i] += (k(x[j], x[i]) * s[j] + grad_j) / 5
     np.testing.assert_allclose(ref.svgd_direction(x, s, bw), expected, rtol=1e-8, atol=1e-10)
 
@@ -114,8 +117,10 @@ def test_parallel_and_serial_are_bit_identical(kind, d):
     if kind == "svgd":
         runs = [_cpu.gaussian_svgd_direction(x, s, 0.3, parallel=p) for p in (True, False, True)]
     else:
-        runs = [np.append(*_cpu.gaussian_kernel_sums(x, y, 0.3, parallel=p))
-                for p in (True, False, True)]
+        runs = [
+            np.append(*_cpu.gaussian_kernel_sums(x, y, 0.3, parallel=p))
+            for p in (True, False, True)
+        ]
     np.testing.assert_array_equal(runs[0], runs[1])
     np.testing.assert_array_equal(runs[0], runs[2])
 
@@ -133,8 +138,9 @@ def test_far_pairs_underflow_to_zero():
 def test_coincident_particles_have_no_repulsion():
     x = np.ones((4, 2))
     s = np.arange(8.0).reshape(4, 2)
-    np.testing.assert_allclose(_cpu.gaussian_svgd_direction(x, s, 1.0),
-                               np.broadcast_to(s.mean(axis=0), (4, 2)), rtol=1e-15)
+    np.testing.assert_allclose(
+        _cpu.gaussian_svgd_direction(x, s, 1.0), np.broadcast_to(s.mean(axis=0), (4, 2)), rtol=1e-15
+    )
 
 
 def test_float32_inputs_accumulate_in_float64():

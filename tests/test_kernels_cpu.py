@@ -37,8 +37,7 @@ def _cpu_diagonal(kernel, x, s, bw, beta):
     if kernel == "linear":
         return _cpu.linear_stein_diagonal(x, s)
     d = x.shape[1]
-    layout = _cpu.stein_layout(KINDS[kernel], beta, x, s, np.full(d, 1.0 / bw), np.float64,
-                               d / bw)
+    layout = _cpu.stein_layout(KINDS[kernel], beta, x, s, np.full(d, 1.0 / bw), np.float64, d / bw)
     return _cpu.stein_diagonal(layout)
 
 
@@ -132,7 +131,8 @@ def _base_kernel_and_derivatives(kernel, x, y, bw, beta):
         q = 1 + u @ u / bw
         gx = -2 * beta / bw * q ** (-beta - 1) * u
         trace = 2 * beta * d / bw * q ** (-beta - 1) - 4 * beta * (beta + 1) / bw**2 * (
-            u @ u) * q ** (-beta - 2)
+            u @ u
+        ) * q ** (-beta - 2)
         return q**-beta, gx, -gx, trace
     return x @ y, y, x, float(d)
 
@@ -171,10 +171,14 @@ def test_gradients_match_finite_differences_of_the_pair_sum(kernel):
             # half out of the finite difference.
             ed = np.zeros_like(x)
             ed[i, k] = h
-            fd_diag_x = (_cpu_diagonal(kernel, x + ed, s, bw, beta)[i]
-                         - _cpu_diagonal(kernel, x - ed, s, bw, beta)[i]) / (2 * h)
-            fd_diag_s = (_cpu_diagonal(kernel, x, s + ed, bw, beta)[i]
-                         - _cpu_diagonal(kernel, x, s - ed, bw, beta)[i]) / (2 * h)
+            fd_diag_x = (
+                _cpu_diagonal(kernel, x + ed, s, bw, beta)[i]
+                - _cpu_diagonal(kernel, x - ed, s, bw, beta)[i]
+            ) / (2 * h)
+            fd_diag_s = (
+                _cpu_diagonal(kernel, x, s + ed, bw, beta)[i]
+                - _cpu_diagonal(kernel, x, s - ed, bw, beta)[i]
+            ) / (2 * h)
             assert np.isfinite(diag[i])
             np.testing.assert_allclose(gx[i, k], fd_x - fd_diag_x / 2, rtol=1e-7, atol=1e-8)
             np.testing.assert_allclose(gs[i, k], fd_s - fd_diag_s / 2, rtol=1e-7, atol=1e-8)
@@ -208,8 +212,11 @@ def test_imq_at_huge_distances_matches_reference():
     _assert_sums_match("imq", x, s, 0.5, 0.5, False, "far pairs")
 
 
-@pytest.mark.parametrize("kernel, beta", [("gaussian", 0.5), ("imq", 0.5), ("imq", 0.3)],
-                         ids=["gaussian", "imq-half", "imq-0.3"])
+@pytest.mark.parametrize(
+    "kernel, beta",
+    [("gaussian", 0.5), ("imq", 0.5), ("imq", 0.3)],
+    ids=["gaussian", "imq-half", "imq-0.3"],
+)
 @pytest.mark.parametrize("d", [1, 2, 3, 5])
 @pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "serial"])
 def test_float32_direct_rows_against_float64(kernel, beta, d, parallel):
@@ -282,16 +289,20 @@ def _special_functions(t, q):
 
 def test_vectorised_exp_and_log_accuracy():
     """The kernels' exp and log match NumPy's to a few ulps."""
-    t = np.concatenate([
-        -np.linspace(0.0, 708.0, 200_001),
-        -np.geomspace(1e-300, 1.0, 1001),
-        [-0.0, -708.0, -708.5, -745.0, -1e6],
-    ])
-    q = np.concatenate([
-        1.0 + np.geomspace(1e-17, 1e300, 100_001),
-        1.0 + np.linspace(0.0, 10.0, 100_001),
-        [1.0, np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 3.0), 2.0, 1.7976931348623157e308],
-    ])
+    t = np.concatenate(
+        [
+            -np.linspace(0.0, 708.0, 200_001),
+            -np.geomspace(1e-300, 1.0, 1001),
+            [-0.0, -708.0, -708.5, -745.0, -1e6],
+        ]
+    )
+    q = np.concatenate(
+        [
+            1.0 + np.geomspace(1e-17, 1e300, 100_001),
+            1.0 + np.linspace(0.0, 10.0, 100_001),
+            [1.0, np.sqrt(2.0), np.nextafter(np.sqrt(2.0), 3.0), 2.0, 1.7976931348623157e308],
+        ]
+    )
     out_exp, out_log = _special_functions(t, q)
     inside = t > -708.0
     expected = np.exp(t[inside])
@@ -344,11 +355,13 @@ def _exp32(t):
 
 def test_float32_exp_accuracy():
     """The float32 exp: within 2 float32 ulps of the exact value, 0 below -87."""
-    t = np.concatenate([
-        -np.linspace(0.0, 87.0, 400_001),
-        -np.geomspace(1e-30, 1.0, 1001),
-        [-0.0, -87.0, -87.5, -104.0, -1e6],
-    ]).astype(np.float32)
+    t = np.concatenate(
+        [
+            -np.linspace(0.0, 87.0, 400_001),
+            -np.geomspace(1e-30, 1.0, 1001),
+            [-0.0, -87.0, -87.5, -104.0, -1e6],
+        ]
+    ).astype(np.float32)
     out = _exp32(t)
     assert out.dtype == np.float32
     inside = t > -87.0
@@ -371,8 +384,7 @@ def test_computes_in_float32_says_what_the_sums_do(kernel, beta, n, d):
     in_float32 = np.abs(gx - exact).max() > 1e-10 * np.abs(exact).max()
     from ksdnumba.objective import make_objective
 
-    objective, _ = make_objective(x32, kn.Gaussian(np.zeros(d), 1.0), kernel, float(d), beta,
-                                  "cpu")
+    objective, _ = make_objective(x32, kn.Gaussian(np.zeros(d), 1.0), kernel, float(d), beta, "cpu")
     assert objective.computes_in_float32(x32) == in_float32
 
 

@@ -54,8 +54,21 @@ KERNEL_IDS = ["gaussian", "imq-half", "imq-0.3"]
 
 @pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "serial"])
 @pytest.mark.parametrize("kernel, beta", KERNELS, ids=KERNEL_IDS)
-@pytest.mark.parametrize("n, d", [(1, 1), (1, 9), (2, 9), (17, 3), (TILE - 1, 8), (TILE, 20),
-                                  (TILE + 1, 7), (300, 1), (300, 50), (3 * TILE + 5, 4)])
+@pytest.mark.parametrize(
+    "n, d",
+    [
+        (1, 1),
+        (1, 9),
+        (2, 9),
+        (17, 3),
+        (TILE - 1, 8),
+        (TILE, 20),
+        (TILE + 1, 7),
+        (300, 1),
+        (300, 50),
+        (3 * TILE + 5, 4),
+    ],
+)
 def test_tiled_path_matches_reference(n, d, kernel, beta, parallel):
     """Around the tile size, with an odd number of tiles (a tile sits out each round)."""
     x, s = _problem(n, d, seed=n + d)
@@ -82,8 +95,7 @@ def test_automatic_path_on_both_sides_of_the_crossovers(kernel, beta, grad):
         path = _drivers._choose_path(n, d, grad, None)
         auto = call(kernel, x, s, 0.5 * d, beta)
         forced = call(kernel, x, s, 0.5 * d, beta, path=path)
-        other = call(kernel, x, s, 0.5 * d, beta,
-                     path="direct" if path == "tiled" else "tiled")
+        other = call(kernel, x, s, 0.5 * d, beta, path="direct" if path == "tiled" else "tiled")
         if not grad:
             auto, forced, other = (auto,), (forced,), (other,)
         for u, v, w in zip(auto, forced, other, strict=True):
@@ -115,12 +127,13 @@ def test_tiled_path_with_coincident_particles(kernel, beta):
     x = np.full((n, d), 0.3)
     s = np.random.default_rng(1).normal(size=(n, d))
     total, gx, gs = _sums(kernel, x, s, 0.5, beta, path="tiled")
-    diagonal = (ref.stein_matrix(kernel, x[:1], s[:1], 0.5, beta)[0, 0]
-                - np.dot(s[0], s[0]))  # the part of k_p(x, x) that is not s . s
-    np.testing.assert_allclose(total, np.sum(s.sum(axis=0) ** 2) + n * n * diagonal,
-                               rtol=1e-12)
-    np.testing.assert_allclose(gx, ref.stein_sums(kernel, x, s, 0.5, beta)[1],
-                               atol=1e-12 * np.abs(s).max() * n)
+    diagonal = ref.stein_matrix(kernel, x[:1], s[:1], 0.5, beta)[0, 0] - np.dot(
+        s[0], s[0]
+    )  # the part of k_p(x, x) that is not s . s
+    np.testing.assert_allclose(total, np.sum(s.sum(axis=0) ** 2) + n * n * diagonal, rtol=1e-12)
+    np.testing.assert_allclose(
+        gx, ref.stein_sums(kernel, x, s, 0.5, beta)[1], atol=1e-12 * np.abs(s).max() * n
+    )
     np.testing.assert_allclose(gs, np.broadcast_to(s.sum(axis=0), (n, d)), rtol=1e-12)
 
 
@@ -149,13 +162,16 @@ def test_ordered_tile_schedule_matches_reference(n, d, kernel, beta):
     """The benchmark's schedule of every ordered pair of tiles: right, and deterministic."""
     kind = KINDS[kernel]
     x, s = _problem(n, d, seed=n + 2 * d)
-    runs = [_tiled.tiled_radial_sums(kind, x, s, 1.5, beta, True, p, np.float64,
-                                     symmetric=False) for p in (True, False)]
+    runs = [
+        _tiled.tiled_radial_sums(kind, x, s, 1.5, beta, True, p, np.float64, symmetric=False)
+        for p in (True, False)
+    ]
     _assert_matches(ref.stein_sums(kernel, x, s, 1.5, beta), runs[0], RTOL, f"n={n} d={d}")
     for u, v in zip(runs[0], runs[1], strict=True):
         np.testing.assert_array_equal(u, v)
-    value = _tiled.tiled_radial_sums(kind, x, s, 1.5, beta, False, True, np.float64,
-                                     symmetric=False)
+    value = _tiled.tiled_radial_sums(
+        kind, x, s, 1.5, beta, False, True, np.float64, symmetric=False
+    )
     np.testing.assert_allclose(value, runs[0][0], rtol=RTOL)
 
 
@@ -170,11 +186,12 @@ def test_tiled_gradients_match_finite_differences(kernel, beta):
     def row_sum(xx, ss, i):
         # sum_j k_p(x_i, x_j) with x_i moved only as the first argument: the
         # diagonal pair moves with both, so it is taken as k_p(x_i', x_i).
-        xi, si = xx[i:i + 1], ss[i:i + 1]
-        others = np.concatenate([xx[:i], x[i:i + 1], xx[i + 1:]])
-        others_s = np.concatenate([ss[:i], s[i:i + 1], ss[i + 1:]])
-        return ref.stein_matrix(kernel, np.concatenate([xi, others]),
-                                np.concatenate([si, others_s]), bw, beta)[0, 1:].sum()
+        xi, si = xx[i : i + 1], ss[i : i + 1]
+        others = np.concatenate([xx[:i], x[i : i + 1], xx[i + 1 :]])
+        others_s = np.concatenate([ss[:i], s[i : i + 1], ss[i + 1 :]])
+        return ref.stein_matrix(
+            kernel, np.concatenate([xi, others]), np.concatenate([si, others_s]), bw, beta
+        )[0, 1:].sum()
 
     for i in rows:
         for k in (0, 4, 8):
@@ -208,11 +225,11 @@ def test_float32_tiles_against_float64(kernel, beta, d):
 
 
 @pytest.mark.parametrize("kernel, beta", KERNELS, ids=KERNEL_IDS)
-@pytest.mark.parametrize("spread, score", [(1e-3, 1e3), (1e3, 1e-3)],
-                         ids=["narrow", "wide"])
+@pytest.mark.parametrize("spread, score", [(1e-3, 1e3), (1e3, 1e-3)], ids=["narrow", "wide"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_tiled_path_with_scores_and_positions_of_different_sizes(kernel, beta, spread,
-                                                                  score, dtype):
+def test_tiled_path_with_scores_and_positions_of_different_sizes(
+    kernel, beta, spread, score, dtype
+):
     """The cross products come from ``z = alpha x + s / alpha``: alpha must balance them.
 
     With ``alpha = 1`` here, ``|z|^2`` is ``|s|^2`` (or ``|x|^2``), 1e6 times the
@@ -272,8 +289,7 @@ def _tiled_everywhere():
     beta=st.floats(0.05, 0.95),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_objective_through_the_tiled_path_matches_finite_differences(n, d, kernel, bw, beta,
-                                                                     seed):
+def test_objective_through_the_tiled_path_matches_finite_differences(n, d, kernel, bw, beta, seed):
     from conftest import central_difference_gradient
 
     rng = np.random.default_rng(seed)
@@ -330,8 +346,16 @@ def test_float32_fit_through_float32_tiles_converges_near_the_float64_fit():
 
 
 @pytest.mark.parametrize("parallel", [True, False], ids=["parallel", "serial"])
-@pytest.mark.parametrize("n, m, d", [(1, 1, 1), (7, 5, 9), (TILE + 2, 300, 20), (300, TILE - 1, 3),
-                                     (2 * TILE + 1, 2 * TILE + 1, 16)])
+@pytest.mark.parametrize(
+    "n, m, d",
+    [
+        (1, 1, 1),
+        (7, 5, 9),
+        (TILE + 2, 300, 20),
+        (300, TILE - 1, 3),
+        (2 * TILE + 1, 2 * TILE + 1, 16),
+    ],
+)
 def test_tiled_base_kernel_sums_match_reference(n, m, d, parallel):
     rng = np.random.default_rng(n + m + d)
     x, y, s = rng.normal(size=(n, d)), rng.normal(size=(m, d)), rng.normal(size=(n, d))
@@ -353,15 +377,19 @@ def test_tiled_base_kernel_sums_coincident_deterministic_and_float32():
     s = rng.normal(size=(n, d))
     # All particles at one point: k = 1, u = 0 for every pair.
     x = np.full((n, d), -0.4)
-    np.testing.assert_allclose(_cpu.gaussian_svgd_direction(x, s, 1.0, path="tiled"),
-                               np.broadcast_to(s.mean(axis=0), (n, d)), rtol=1e-12)
+    np.testing.assert_allclose(
+        _cpu.gaussian_svgd_direction(x, s, 1.0, path="tiled"),
+        np.broadcast_to(s.mean(axis=0), (n, d)),
+        rtol=1e-12,
+    )
     total, g = _cpu.gaussian_kernel_sums(x, x, 1.0, path="tiled")
     assert total == n * n
     np.testing.assert_array_equal(g, 0.0)
     # The same bits serial, threaded, on one thread.
     x = rng.normal(size=(n, d))
-    runs = [_cpu.gaussian_svgd_direction(x, s, 3.0, parallel=p, path="tiled")
-            for p in (True, False)]
+    runs = [
+        _cpu.gaussian_svgd_direction(x, s, 3.0, parallel=p, path="tiled") for p in (True, False)
+    ]
     threads = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
@@ -383,5 +411,7 @@ def test_automatic_path_of_the_base_kernel_sums():
     rng = np.random.default_rng(3)
     for n, d, path in [(min_n, min_d, "tiled"), (min_n, min_d - 1, "direct")]:
         x, s = rng.normal(size=(n, d)), rng.normal(size=(n, d))
-        np.testing.assert_array_equal(_cpu.gaussian_svgd_direction(x, s, 2.0),
-                                      _cpu.gaussian_svgd_direction(x, s, 2.0, path=path))
+        np.testing.assert_array_equal(
+            _cpu.gaussian_svgd_direction(x, s, 2.0),
+            _cpu.gaussian_svgd_direction(x, s, 2.0, path=path),
+        )

@@ -32,8 +32,9 @@ def test_statistics_are_n_times_the_ksd(kernel):
     v = kn.ksd(x, target, kernel=kernel, bw=0.8, statistic="v")
     np.testing.assert_allclose(wild.statistic, 120 * v, rtol=1e-10)
     np.testing.assert_allclose(wild.ksd2, v, rtol=1e-10)
-    multi = kn.ksd_test(x, target, kernel=kernel, bw=0.8, n_resamples=20, rng=0,
-                        bootstrap="multinomial")
+    multi = kn.ksd_test(
+        x, target, kernel=kernel, bw=0.8, n_resamples=20, rng=0, bootstrap="multinomial"
+    )
     u = kn.ksd(x, target, kernel=kernel, bw=0.8, statistic="u")
     np.testing.assert_allclose(multi.statistic, 120 * u, rtol=1e-10)
 
@@ -63,8 +64,9 @@ def test_bootstrap_draws_match_dense_formulas(bootstrap, max_weights, monkeypatc
         np.testing.assert_allclose(W.sum(axis=0), 0.0, atol=1e-12)  # counts sum to n
         off = H - np.diag(np.diag(H))
         expected = 200 * np.einsum("ib,ij,jb->b", W, off, W)
-    np.testing.assert_allclose(res.null_distribution, expected, rtol=1e-9,
-                               atol=1e-12 * np.abs(expected).max())
+    np.testing.assert_allclose(
+        res.null_distribution, expected, rtol=1e-9, atol=1e-12 * np.abs(expected).max()
+    )
     p = (1 + np.sum(expected >= res.statistic)) / 51
     assert res.pvalue == pytest.approx(p)
     assert res.reject == (res.pvalue <= 0.05)
@@ -77,7 +79,12 @@ def test_result_fields_and_median_bandwidth():
     assert res.bw == pytest.approx(kn.median_bandwidth(x))
     assert res.null_distribution.shape == (30,)
     assert (res.kernel, res.n_resamples, res.alpha, res.bootstrap, res.backend) == (
-        "imq", 30, 0.05, "wild", "cpu")
+        "imq",
+        30,
+        0.05,
+        "wild",
+        "cpu",
+    )
     again = kn.ksd_test(x, target, bw="median", n_resamples=30, rng=2)
     assert again.pvalue == res.pvalue
 
@@ -97,9 +104,16 @@ def test_calibration_on_exact_samples(bootstrap, d):
     target = kn.Gaussian(np.zeros(d), 1.0)
     reps, alpha = 500, 0.05
     rejected = sum(
-        kn.ksd_test(target.sample(100, rng=r), target, n_resamples=100,
-                    alpha=alpha, rng=1000 + r, bootstrap=bootstrap).reject
-        for r in range(reps))
+        kn.ksd_test(
+            target.sample(100, rng=r),
+            target,
+            n_resamples=100,
+            alpha=alpha,
+            rng=1000 + r,
+            bootstrap=bootstrap,
+        ).reject
+        for r in range(reps)
+    )
     low, high = _binomial_bounds(reps, alpha)
     assert low <= rejected <= high, (rejected, low, high)
 
@@ -110,9 +124,15 @@ def test_power_against_student_t(bootstrap):
     # and Liu et al. (2016); n = 1000 (power ~0.95 at B = 200, benchmarks/).
     target = kn.Gaussian(np.zeros(1), 1.0)
     rejected = sum(
-        kn.ksd_test(np.random.default_rng(r).standard_t(5, size=(1000, 1)), target,
-                    n_resamples=200, rng=r, bootstrap=bootstrap).reject
-        for r in range(10))
+        kn.ksd_test(
+            np.random.default_rng(r).standard_t(5, size=(1000, 1)),
+            target,
+            n_resamples=200,
+            rng=r,
+            bootstrap=bootstrap,
+        ).reject
+        for r in range(10)
+    )
     assert rejected >= 8
 
 
@@ -120,34 +140,46 @@ def test_power_against_student_t(bootstrap):
 def test_power_against_a_shift(bootstrap):
     target = kn.Gaussian(np.zeros(2), 1.0)
     rejected = sum(
-        kn.ksd_test(np.random.default_rng(r).normal(size=(200, 2)) + [0.3, 0.0], target,
-                    n_resamples=200, rng=r, bootstrap=bootstrap).reject
-        for r in range(10))
+        kn.ksd_test(
+            np.random.default_rng(r).normal(size=(200, 2)) + [0.3, 0.0],
+            target,
+            n_resamples=200,
+            rng=r,
+            bootstrap=bootstrap,
+        ).reject
+        for r in range(10)
+    )
     assert rejected >= 8
 
 
 # --------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"x": np.zeros((1, 2))}, ValueError, "at least 2 points"),
-    ({"x": np.full((10, 2), np.nan)}, ValueError, "x contains non-finite"),
-    ({"x": np.zeros((10, 3))}, ValueError, "the target is 2-dimensional"),
-    ({"kernel": "laplace"}, ValueError, "unknown kernel 'laplace'"),
-    ({"bootstrap": "permutation"}, ValueError, "unknown bootstrap 'permutation'"),
-    ({"alpha": 0.0}, ValueError, r"alpha must be in the open interval \(0, 1\)"),
-    ({"alpha": 1.5}, ValueError, r"alpha must be in the open interval \(0, 1\)"),
-    ({"n_resamples": 0}, ValueError, "n_resamples must be >= 1"),
-    ({"n_resamples": 10.0}, TypeError, "n_resamples must be an integer"),
-    ({"bw": -1.0}, ValueError, "bw must be positive"),
-    ({"beta": 1.0}, ValueError, "beta must be in the open interval"),
-    ({"rng": "seed"}, TypeError, "rng must be None, an int"),
-    ({"target": object()}, TypeError, "target must be an object with a score"),
-    ({"target": lambda x: x * np.nan}, ValueError, "target.score returned non-finite"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"x": np.zeros((1, 2))}, ValueError, "at least 2 points"),
+        ({"x": np.full((10, 2), np.nan)}, ValueError, "x contains non-finite"),
+        ({"x": np.zeros((10, 3))}, ValueError, "the target is 2-dimensional"),
+        ({"kernel": "laplace"}, ValueError, "unknown kernel 'laplace'"),
+        ({"bootstrap": "permutation"}, ValueError, "unknown bootstrap 'permutation'"),
+        ({"alpha": 0.0}, ValueError, r"alpha must be in the open interval \(0, 1\)"),
+        ({"alpha": 1.5}, ValueError, r"alpha must be in the open interval \(0, 1\)"),
+        ({"n_resamples": 0}, ValueError, "n_resamples must be >= 1"),
+        ({"n_resamples": 10.0}, TypeError, "n_resamples must be an integer"),
+        ({"bw": -1.0}, ValueError, "bw must be positive"),
+        ({"beta": 1.0}, ValueError, "beta must be in the open interval"),
+        ({"rng": "seed"}, TypeError, "rng must be None, an int"),
+        ({"target": object()}, TypeError, "target must be an object with a score"),
+        ({"target": lambda x: x * np.nan}, ValueError, "target.score returned non-finite"),
+    ],
+)
 def test_bad_arguments(kwargs, error, match):
-    args = {"x": np.random.default_rng(0).normal(size=(10, 2)),
-            "target": kn.Gaussian(np.zeros(2), 1.0), **kwargs}
+    args = {
+        "x": np.random.default_rng(0).normal(size=(10, 2)),
+        "target": kn.Gaussian(np.zeros(2), 1.0),
+        **kwargs,
+    }
     x, target = args.pop("x"), args.pop("target")
     with pytest.raises(error, match=match):
         kn.ksd_test(x, target, n_resamples=args.pop("n_resamples", 10), **args)

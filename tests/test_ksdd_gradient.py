@@ -59,8 +59,7 @@ def test_max_iter_zero_returns_start():
 @pytest.mark.parametrize("clamp", [(-1.0, 1.0), (0.0, 0.5), (-0.2, 3)])
 def test_clamp_is_respected(clamp):
     x0 = np.random.default_rng(2).uniform(*clamp, size=(40, 2))
-    res = kn.ksdd_gradient(x0, MIXTURE, step=1.0, bw=0.3, clamp=clamp, max_iter=200,
-                           store=True)
+    res = kn.ksdd_gradient(x0, MIXTURE, step=1.0, bw=0.3, clamp=clamp, max_iter=200, store=True)
     assert res.trajectory.min() >= clamp[0] and res.trajectory.max() <= clamp[1]
     # The mixture pulls the particles to (+-1, 0): some end on the bounds.
     assert np.any(res.x == clamp[0]) or np.any(res.x == clamp[1])

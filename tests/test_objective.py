@@ -52,10 +52,12 @@ def test_u_and_v_statistics_match_reference(kernel, bw, beta):
     x = rng.normal(size=(30, 2))
     s = target.score(x)
     kw = dict(kernel=kernel, bw=bw, beta=beta)
-    np.testing.assert_allclose(kn.ksd(x, target, **kw), ref.ksd_v(kernel, x, s, bw, beta),
-                               rtol=1e-10)
-    np.testing.assert_allclose(kn.ksd(x, target, statistic="u", **kw),
-                               ref.ksd_u(kernel, x, s, bw, beta), rtol=1e-10)
+    np.testing.assert_allclose(
+        kn.ksd(x, target, **kw), ref.ksd_v(kernel, x, s, bw, beta), rtol=1e-10
+    )
+    np.testing.assert_allclose(
+        kn.ksd(x, target, statistic="u", **kw), ref.ksd_u(kernel, x, s, bw, beta), rtol=1e-10
+    )
 
 
 @pytest.mark.parametrize("kernel", ["gaussian", "imq", "linear"])
@@ -234,8 +236,9 @@ def test_fused_path_falls_back_when_not_finite(monkeypatch):
     x = np.random.default_rng(2).normal(size=(10, 2))
     target = kn.GaussianMixture([[-1.0, 0.0], [1.0, 0.0]], [0.3, 0.3])
     expected = _objective(x, target).value_and_grad(x)
-    monkeypatch.setattr(objective, "_diagonal_mixture_objective",
-                        lambda x, *args: (np.nan, np.zeros_like(x)))
+    monkeypatch.setattr(
+        objective, "_diagonal_mixture_objective", lambda x, *args: (np.nan, np.zeros_like(x))
+    )
     value, grad = _objective(x, target).value_and_grad(x)
     assert value == expected[0]
     np.testing.assert_array_equal(grad, expected[1])
@@ -252,6 +255,7 @@ def test_ksd_needs_only_the_score(statistic):
 
     x = np.random.default_rng(3).normal(size=(40, 2))
     assert kn.ksd(x, ScoreOnly(), bw=0.7, statistic=statistic) == kn.ksd(
-        x, target, bw=0.7, statistic=statistic)
+        x, target, bw=0.7, statistic=statistic
+    )
     with pytest.raises(TypeError, match="has a score but no hvp"):
         kn.ksd_and_grad(x, ScoreOnly(), bw=0.7)

@@ -190,9 +190,7 @@ def test_float32_end_to_end(sampler):
 
 # ---------------------------------------------------------------------- properties
 
-_SETTINGS = settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @st.composite

@@ -43,8 +43,9 @@ def _dense(kernel, x, s, bw=None, beta=0.5, M=None):
 
 def _close(actual, expected, dtype, what):
     scale = max(np.abs(expected).max(), 1e-300)
-    np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype], atol=RTOL[dtype] * scale,
-                               err_msg=what)
+    np.testing.assert_allclose(
+        actual, expected, rtol=RTOL[dtype], atol=RTOL[dtype] * scale, err_msg=what
+    )
 
 
 CASES = [
@@ -71,8 +72,15 @@ def test_every_method_matches_the_dense_reference(kernel, beta, metric, n, d, dt
     elif metric == "diagonal":
         M = np.random.default_rng(d).uniform(0.5, 2.0, size=d)
     bw = 1.7 if metric == "bw" and kernel != "linear" else None
-    H = kn.SteinMatrix(x.astype(dtype), s.astype(dtype), kernel=kernel, bw=bw, beta=beta,
-                       preconditioner=M, backend="cpu")
+    H = kn.SteinMatrix(
+        x.astype(dtype),
+        s.astype(dtype),
+        kernel=kernel,
+        bw=bw,
+        beta=beta,
+        preconditioner=M,
+        backend="cpu",
+    )
     # The reference sees what the tiles see: the points rounded to the dtype.
     xr, sr = x.astype(dtype).astype(np.float64), s.astype(dtype).astype(np.float64)
     K = _dense(kernel, xr, sr, bw, beta, M)
@@ -145,10 +153,12 @@ def test_results_do_not_depend_on_the_threads(n, d):
     layout = _matrix.Layout(KINDS["imq"], 0.5, x, s, np.full(d, 0.8), np.float64)
 
     def run(parallel):
-        return (_matrix.products(layout, W, parallel=parallel),
-                _matrix.products(layout, W[:, :1], lower=True, parallel=parallel),
-                _matrix.quadratic_forms(layout, W, parallel=parallel),
-                _matrix.dense(layout, parallel=parallel))
+        return (
+            _matrix.products(layout, W, parallel=parallel),
+            _matrix.products(layout, W[:, :1], lower=True, parallel=parallel),
+            _matrix.quadratic_forms(layout, W, parallel=parallel),
+            _matrix.dense(layout, parallel=parallel),
+        )
 
     serial = run(False)
     threaded = run(True)
@@ -235,8 +245,12 @@ def test_every_kind_runs_on_every_backend(kernel, backend):
     _close(H @ W, K @ W, np.float64, f"{kernel} on {backend}")
     _close(H.quadratic_forms(W), np.einsum("ib,ij,jb->b", W, K, W), np.float64, kernel)
     _close(H.columns([0, n - 1]), K[:, [0, n - 1]], np.float64, kernel)
-    _close(H.prefix_sums(), np.cumsum([K[:m, :m].sum() - K[:m - 1, :m - 1].sum()
-                                       for m in range(1, n + 1)]), np.float64, kernel)
+    _close(
+        H.prefix_sums(),
+        np.cumsum([K[:m, :m].sum() - K[: m - 1, : m - 1].sum() for m in range(1, n + 1)]),
+        np.float64,
+        kernel,
+    )
 
 
 # ------------------------------------------------------------ errors
@@ -247,30 +261,35 @@ def _args():
     return {"x": x, "score": s}
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"x": np.zeros(5)}, ValueError, "x must be a 2-D array"),
-    ({"x": np.full((10, 2), np.nan)}, ValueError, "x contains non-finite"),
-    ({"score": np.zeros((10, 3))}, ValueError, "score must have the shape of x"),
-    ({"score": np.full((10, 2), np.inf)}, ValueError, "score contains non-finite"),
-    ({"score": object()}, TypeError, "target must be an object with a score"),
-    ({"score": lambda z: np.full(z.shape, np.nan)}, ValueError,
-     "target.score returned non-finite"),
-    ({"kernel": "laplace"}, ValueError, "unknown kernel 'laplace'"),
-    ({"bw": -1.0}, ValueError, "bw must be positive"),
-    ({"bw": "mean"}, ValueError, "bw must be a positive number or 'median'"),
-    ({"beta": 1.5}, ValueError, "beta must be in the open interval"),
-    ({"bw": 1.0, "preconditioner": np.eye(2)}, ValueError, "give bw or preconditioner"),
-    ({"preconditioner": np.eye(3)}, ValueError, r"preconditioner must have shape \(2, 2\)"),
-    ({"preconditioner": np.ones(3)}, ValueError, r"must have shape \(2,\)"),
-    ({"preconditioner": np.array([1.0, -1.0])}, ValueError, "must be positive and finite"),
-    ({"preconditioner": np.array([[1.0, 2.0], [0.0, 1.0]])}, ValueError, "not symmetric"),
-    ({"preconditioner": np.array([[1.0, 2.0], [2.0, 1.0]])}, ValueError,
-     "positive definite"),
-    ({"preconditioner": "sclmed"}, TypeError, "preconditioner must be None or a numeric"),
-    ({"kernel": "linear", "preconditioner": np.eye(2)}, ValueError, "no distance"),
-    ({"dtype": np.int32}, ValueError, "dtype must be np.float32 or np.float64"),
-    ({"backend": "tpu"}, ValueError, "unknown backend 'tpu'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"x": np.zeros(5)}, ValueError, "x must be a 2-D array"),
+        ({"x": np.full((10, 2), np.nan)}, ValueError, "x contains non-finite"),
+        ({"score": np.zeros((10, 3))}, ValueError, "score must have the shape of x"),
+        ({"score": np.full((10, 2), np.inf)}, ValueError, "score contains non-finite"),
+        ({"score": object()}, TypeError, "target must be an object with a score"),
+        (
+            {"score": lambda z: np.full(z.shape, np.nan)},
+            ValueError,
+            "target.score returned non-finite",
+        ),
+        ({"kernel": "laplace"}, ValueError, "unknown kernel 'laplace'"),
+        ({"bw": -1.0}, ValueError, "bw must be positive"),
+        ({"bw": "mean"}, ValueError, "bw must be a positive number or 'median'"),
+        ({"beta": 1.5}, ValueError, "beta must be in the open interval"),
+        ({"bw": 1.0, "preconditioner": np.eye(2)}, ValueError, "give bw or preconditioner"),
+        ({"preconditioner": np.eye(3)}, ValueError, r"preconditioner must have shape \(2, 2\)"),
+        ({"preconditioner": np.ones(3)}, ValueError, r"must have shape \(2,\)"),
+        ({"preconditioner": np.array([1.0, -1.0])}, ValueError, "must be positive and finite"),
+        ({"preconditioner": np.array([[1.0, 2.0], [0.0, 1.0]])}, ValueError, "not symmetric"),
+        ({"preconditioner": np.array([[1.0, 2.0], [2.0, 1.0]])}, ValueError, "positive definite"),
+        ({"preconditioner": "sclmed"}, TypeError, "preconditioner must be None or a numeric"),
+        ({"kernel": "linear", "preconditioner": np.eye(2)}, ValueError, "no distance"),
+        ({"dtype": np.int32}, ValueError, "dtype must be np.float32 or np.float64"),
+        ({"backend": "tpu"}, ValueError, "unknown backend 'tpu'"),
+    ],
+)
 def test_bad_arguments(kwargs, error, match):
     args = {**_args(), **kwargs}
     x, score = args.pop("x"), args.pop("score")
@@ -282,8 +301,9 @@ def test_a_failing_target_says_so():
     def score(z):
         raise RuntimeError("model exploded")
 
-    with pytest.raises(EvaluationError, match="target.score raised RuntimeError: model exploded"
-                       ) as info:
+    with pytest.raises(
+        EvaluationError, match="target.score raised RuntimeError: model exploded"
+    ) as info:
         kn.SteinMatrix(np.ones((4, 2)), score)
     assert isinstance(info.value.__cause__, RuntimeError)
 

@@ -123,8 +123,13 @@ def _block(n, B, seed=1):
 
 def test_cuda_backend_has_the_cpu_interface():
     """``kernels("cuda")`` and ``kernels("cpu")``: same functions, same signatures."""
-    cpu_only = {"SERIAL_MAX_N", "SOURCES", "computes_in_float32", "cross_computes_in_float32",
-                "radial_sums_serial"}
+    cpu_only = {
+        "SERIAL_MAX_N",
+        "SOURCES",
+        "computes_in_float32",
+        "cross_computes_in_float32",
+        "radial_sums_serial",
+    }
     assert set(_cuda.__all__) == set(_cpu.__all__) - cpu_only
     for name in _cuda.__all__:
         cuda_params = list(inspect.signature(getattr(_cuda, name)).parameters)

@@ -104,23 +104,44 @@ def test_grid_errors():
     [
         ({"n": 10}, ValueError, "has no 'method'; valid methods are 'ksdd_lbfgs'"),
         ({"method": "lbfgs", "n": 10}, ValueError, "unknown method 'lbfgs'; valid methods"),
-        ({"method": "ksdd_lbfgs", "target": "x", "n": 10}, ValueError,
-         "unknown target 'x'; valid targets are 'narrow', 'wide'"),
+        (
+            {"method": "ksdd_lbfgs", "target": "x", "n": 10},
+            ValueError,
+            "unknown target 'x'; valid targets are 'narrow', 'wide'",
+        ),
         ({"method": "ksdd_lbfgs", "target": "wide"}, ValueError, "has no 'n'"),
-        ({"method": "ksdd_lbfgs", "target": "wide", "n": 10, "init": "uniform"}, ValueError,
-         "unknown init 'uniform'; valid inits are 'normal', 'init1'"),
-        ({"method": "ksdd_lbfgs", "target": "wide", "n": 10, "bandwidth": 1.0}, ValueError,
-         "ksdd_lbfgs has no keyword 'bandwidth'; valid keys are .*'bw'"),
+        (
+            {"method": "ksdd_lbfgs", "target": "wide", "n": 10, "init": "uniform"},
+            ValueError,
+            "unknown init 'uniform'; valid inits are 'normal', 'init1'",
+        ),
+        (
+            {"method": "ksdd_lbfgs", "target": "wide", "n": 10, "bandwidth": 1.0},
+            ValueError,
+            "ksdd_lbfgs has no keyword 'bandwidth'; valid keys are .*'bw'",
+        ),
         ({"method": "svgd", "target": "wide", "n": 10}, ValueError, "svgd needs 'step'"),
-        ({"method": "svgd", "target": "wide", "n": 10, "step": 1.0, "store": True}, ValueError,
-         "svgd has no keyword 'store'"),
-        ({"method": "ksdd_lbfgs", "target": "wide", "n": 10.0}, TypeError,
-         "'n'\\] must be an integer, got 10.0"),
+        (
+            {"method": "svgd", "target": "wide", "n": 10, "step": 1.0, "store": True},
+            ValueError,
+            "svgd has no keyword 'store'",
+        ),
+        (
+            {"method": "ksdd_lbfgs", "target": "wide", "n": 10.0},
+            TypeError,
+            "'n'\\] must be an integer, got 10.0",
+        ),
         ({"method": "ksdd_lbfgs", "target": "wide", "n": 0}, ValueError, "'n'\\] must be >= 1"),
-        ({"method": "ksdd_lbfgs", "target": "wide", "n": 10, "n_target_samples": 5}, ValueError,
-         "'mmd_lbfgs' only"),
-        ({"method": "ksdd_lbfgs", "target": "wide", "n": 10, "bw": [0.1]}, TypeError,
-         "must be a scalar"),
+        (
+            {"method": "ksdd_lbfgs", "target": "wide", "n": 10, "n_target_samples": 5},
+            ValueError,
+            "'mmd_lbfgs' only",
+        ),
+        (
+            {"method": "ksdd_lbfgs", "target": "wide", "n": 10, "bw": [0.1]},
+            TypeError,
+            "must be a scalar",
+        ),
     ],
 )
 def test_bad_configs_raise_before_any_fit(config, error, match):
@@ -144,8 +165,10 @@ def test_bad_arguments_raise():
         kn.sweep(good, TARGETS, threads_per_fit=0)
     with pytest.raises(ValueError, match="unknown yardstick key 'h'; valid keys are 'kernel'"):
         kn.sweep(good, TARGETS, yardstick={"h": 1.0})
-    with pytest.raises(ValueError, match="unknown yardstick kernel 'rbf'; valid names are "
-                                         "'gaussian', 'imq', 'linear'"):
+    with pytest.raises(
+        ValueError,
+        match="unknown yardstick kernel 'rbf'; valid names are 'gaussian', 'imq', 'linear'",
+    ):
         kn.sweep(good, TARGETS, yardstick={"kernel": "rbf"})
     with pytest.raises(ValueError, match="yardstick bw must be positive"):
         kn.sweep(good, TARGETS, yardstick={"bw": 0.0})
@@ -177,8 +200,7 @@ def test_rows_are_the_fits_of_the_methods():
     configs = (
         small_grid(target="wide", init=["init1", "normal"], seed=3)
         + kn.grid(method="svgd", target="wide", n=20, step=0.5, bw=0.3, max_iter=20)
-        + kn.grid(method="mmd_lbfgs", target="wide", n=20, bw=0.3, max_iter=20,
-                  n_target_samples=30)
+        + kn.grid(method="mmd_lbfgs", target="wide", n=20, bw=0.3, max_iter=20, n_target_samples=30)
     )
     s = kn.sweep(configs, TARGETS, progress=False)
     assert len(s) == 4 and s.n_errors == 0 and s.n_reused == 0
@@ -220,17 +242,21 @@ def test_user_inits_and_targets_without_dimension():
     s = kn.sweep(configs, {"f": score}, inits={"corner": corner}, progress=False)
     x0 = corner(10, 3, np.random.default_rng(0))
     np.testing.assert_array_equal(s[0].x, kn.ksdd_lbfgs(x0, score, max_iter=5).x)
-    bad = kn.sweep(kn.grid(method="ksdd_lbfgs", n=10, max_iter=5), {"f": score},
-                   progress=False)
+    bad = kn.sweep(kn.grid(method="ksdd_lbfgs", n=10, max_iter=5), {"f": score}, progress=False)
     assert "add 'd' to the configuration" in bad[0].error
-    one_d = kn.sweep(kn.grid(method="ksdd_lbfgs", n=10, init="init1", d=1), {"f": score},
-                     progress=False)
+    one_d = kn.sweep(
+        kn.grid(method="ksdd_lbfgs", n=10, init="init1", d=1), {"f": score}, progress=False
+    )
     assert one_d[0].error == (
         "ValueError: init 'init1' sets the first coordinate apart from the others and needs "
         "d >= 2, got d=1"
     )
-    wrong = kn.sweep(kn.grid(method="ksdd_lbfgs", n=10, d=2, init="flat"), {"f": score},
-                     inits={"flat": lambda n, d, rng: np.zeros(n)}, progress=False)
+    wrong = kn.sweep(
+        kn.grid(method="ksdd_lbfgs", n=10, d=2, init="flat"),
+        {"f": score},
+        inits={"flat": lambda n, d, rng: np.zeros(n)},
+        progress=False,
+    )
     assert "init 'flat' returned shape (10,); it must return (n, d) = (10, 2)" in wrong[0].error
 
 
@@ -278,20 +304,19 @@ def test_resume_after_an_interrupted_run_recomputes_nothing_finished(tmp_path):
     interrupt = True
     configs = [{**c, "init": "counted"} for c in configs]
     with pytest.raises(KeyboardInterrupt):
-        kn.sweep(configs, TARGETS, directory=tmp_path, inits={"counted": counted},
-                 progress=False)
+        kn.sweep(configs, TARGETS, directory=tmp_path, inits={"counted": counted}, progress=False)
     assert len(list(tmp_path.glob("fit-*.npz"))) == 2
     assert not list(tmp_path.glob(".*tmp"))
     interrupt, calls[:] = False, []
-    s = kn.sweep(configs, TARGETS, directory=tmp_path, inits={"counted": counted},
-                 progress=False)
+    s = kn.sweep(configs, TARGETS, directory=tmp_path, inits={"counted": counted}, progress=False)
     assert len(calls) == 3
     assert [row.reused for row in s] == [True, True, False, False, False]
     calls[:] = []
     whole = kn.sweep(configs, TARGETS, inits={"counted": counted}, progress=False)
     assert_same_fits(s, whole)
-    final = kn.sweep(configs, TARGETS, directory=tmp_path, inits={"counted": counted},
-                     progress=False)
+    final = kn.sweep(
+        configs, TARGETS, directory=tmp_path, inits={"counted": counted}, progress=False
+    )
     assert len(calls) == 5 and final.n_reused == 5  # only the run without directory fitted
     assert_same_fits(final, whole)
 
@@ -306,8 +331,7 @@ def test_nothing_starts_when_every_fit_is_on_disk(tmp_path, monkeypatch):
         raise AssertionError("a pool was started")
 
     monkeypatch.setattr(_api, "run_pool", fail)
-    assert kn.sweep(configs, TARGETS, client=2, directory=tmp_path,
-                    progress=False).n_reused == 2
+    assert kn.sweep(configs, TARGETS, client=2, directory=tmp_path, progress=False).n_reused == 2
 
 
 def test_a_damaged_file_is_recomputed_and_a_changed_target_is_reported(tmp_path):
@@ -318,8 +342,7 @@ def test_a_damaged_file_is_recomputed_and_a_changed_target_is_reported(tmp_path)
     assert [row.reused for row in again] == [False, True]
     assert_same_fits(again, s)
     with pytest.warns(UserWarning, match="target\\(s\\) \\['wide'\\] were stored with a target"):
-        kn.sweep(configs, {**TARGETS, "wide": two_modes(1.0)}, directory=tmp_path,
-                 progress=False)
+        kn.sweep(configs, {**TARGETS, "wide": two_modes(1.0)}, directory=tmp_path, progress=False)
     (tmp_path / "a-file").write_text("")
     with pytest.raises(NotADirectoryError, match="is a file"):
         kn.sweep(configs, TARGETS, directory=tmp_path / "a-file", progress=False)
@@ -371,8 +394,10 @@ def test_dask_is_imported_only_when_asked_for(monkeypatch):
     configs = small_grid(target="wide", max_iter=3)
     assert kn.sweep(configs, TARGETS, progress=False).n_errors == 0
     for client in ("local", "tcp://127.0.0.1:8786"):
-        with pytest.raises(ImportError, match="needs the optional dependency 'distributed': "
-                                              "pip install 'ksdnumba\\[dask\\]'"):
+        with pytest.raises(
+            ImportError,
+            match="needs the optional dependency 'distributed': pip install 'ksdnumba\\[dask\\]'",
+        ):
             kn.sweep(configs, TARGETS, client=client, progress=False)
 
 
@@ -385,8 +410,7 @@ def test_progress_bar(capsys):
 
 
 def test_sweep_result_is_a_sequence():
-    s = kn.sweep(small_grid(target="wide", seed=range(3), max_iter=3), TARGETS,
-                 progress=False)
+    s = kn.sweep(small_grid(target="wide", seed=range(3), max_iter=3), TARGETS, progress=False)
     assert isinstance(s[0], kn.FitResult) and s[0].fun == s[0]["fun"]
     assert [row.config["seed"] for row in s[1:]] == [1, 2]
     assert repr(s).startswith("SweepResult(3 fits: 3 ran, 0 failed, 0 reused from disk;")
@@ -397,6 +421,7 @@ def test_sweep_result_is_a_sequence():
 
 def test_shipping_keeps_read_only_arrays_and_lambdas():
     target = two_modes(0.3)
+
     def flags(t):
         return {k: v.flags.writeable for k, v in vars(t).items() if isinstance(v, np.ndarray)}
 
@@ -431,11 +456,22 @@ def test_fits_in_one_process_run_one_at_a_time():
             active[0] -= 1
             return -x
 
-    config = {"method": "svgd", "target": "w", "n": 10, "step": 0.1, "max_iter": 20,
-              "init": "normal", "seed": 0}
+    config = {
+        "method": "svgd",
+        "target": "w",
+        "n": 10,
+        "step": 0.1,
+        "max_iter": 20,
+        "init": "normal",
+        "seed": 0,
+    }
     records = []
-    threads = [threading.Thread(target=lambda: records.append(
-        run_fit(config, Watched(), {}, "x", None, 1))) for _ in range(3)]
+    threads = [
+        threading.Thread(
+            target=lambda: records.append(run_fit(config, Watched(), {}, "x", None, 1))
+        )
+        for _ in range(3)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -449,14 +485,16 @@ def test_fits_in_one_process_run_one_at_a_time():
 
 def test_pool_is_bit_identical_to_serial_and_reruns_a_killed_workers_fit(tmp_path):
     flag = tmp_path / "killed"
-    targets = {"killer": KillsItsWorker(two_modes(0.3), flag),
-               "f": kn.ScoreFunction(lambda x: -x)}
-    configs = (small_grid(target="killer", init=["init1", "init3"], seed=range(3))
-               + kn.grid(method="ksdd_lbfgs", target="f", n=10, d=2, init="ring", max_iter=5))
-    inits = {"ring": lambda n, d, rng: np.c_[np.cos(rng.uniform(0, 6, n)),
-                                             np.sin(rng.uniform(0, 6, n))]}
-    pool = kn.sweep(configs, targets, client=2, inits=inits, directory=tmp_path / "fits",
-                    progress=False)
+    targets = {"killer": KillsItsWorker(two_modes(0.3), flag), "f": kn.ScoreFunction(lambda x: -x)}
+    configs = small_grid(target="killer", init=["init1", "init3"], seed=range(3)) + kn.grid(
+        method="ksdd_lbfgs", target="f", n=10, d=2, init="ring", max_iter=5
+    )
+    inits = {
+        "ring": lambda n, d, rng: np.c_[np.cos(rng.uniform(0, 6, n)), np.sin(rng.uniform(0, 6, n))]
+    }
+    pool = kn.sweep(
+        configs, targets, client=2, inits=inits, directory=tmp_path / "fits", progress=False
+    )
     assert flag.exists()  # a worker died
     assert pool.n_errors == 0
     serial = kn.sweep(configs, targets, inits=inits, progress=False)
@@ -471,12 +509,16 @@ def test_pool_is_bit_identical_to_serial_and_reruns_a_killed_workers_fit(tmp_pat
 
 
 def test_pool_records_a_fit_that_always_kills_its_worker(tmp_path):
-    targets = {"killer": KillsItsWorker(two_modes(0.3), tmp_path / "flag", always=True),
-               "wide": TARGETS["wide"]}
+    targets = {
+        "killer": KillsItsWorker(two_modes(0.3), tmp_path / "flag", always=True),
+        "wide": TARGETS["wide"],
+    }
     configs = small_grid(target=["killer", "wide"])
     s = kn.sweep(configs, targets, client=1, directory=tmp_path, progress=False)
-    assert s[0].error == ("WorkerDied: the worker process died 3 times while running this fit "
-                          f"(last exit code {-signal.SIGKILL})")
+    assert s[0].error == (
+        "WorkerDied: the worker process died 3 times while running this fit "
+        f"(last exit code {-signal.SIGKILL})"
+    )
     assert s[1].error is None
     # lost to the machinery, not to the fit: not stored, tried again next time
     assert [p.name for p in tmp_path.glob("fit-*.npz")] == [f"fit-{s[1].key}.npz"]
@@ -495,8 +537,11 @@ def test_pool_needs_targets_that_pickle():
 
     configs = kn.grid(method="svgd", n=10, step=0.1, max_iter=2)
     assert kn.sweep(configs, {"t": Locked()}, progress=False).n_errors == 0  # here: no pickle
-    with pytest.raises(TypeError, match="target 't' cannot be sent to worker processes, even "
-                                        "with cloudpickle: TypeError: cannot pickle"):
+    with pytest.raises(
+        TypeError,
+        match="target 't' cannot be sent to worker processes, even "
+        "with cloudpickle: TypeError: cannot pickle",
+    ):
         kn.sweep(configs, {"t": Locked()}, client=2, progress=False)
 
 
@@ -516,10 +561,15 @@ def test_a_script_without_main_guard_gets_a_clear_error(tmp_path):
         "kn.sweep(kn.grid(method='ksdd_lbfgs', n=10, max_iter=2), {'t': two_modes()},\n"
         "         client=1, progress=False)\n"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(kn.__file__).parents[1]),
-                                                         os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                          env=env, timeout=120)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(kn.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120
+    )
     assert proc.returncode != 0
     assert "exited with code 1 while starting" in proc.stderr
     assert 'if __name__ == "__main__":' in proc.stderr
@@ -530,13 +580,23 @@ def test_a_script_without_main_guard_gets_a_clear_error(tmp_path):
 
 def _run_statistics_example(tmp_path, *args):
     script = Path(__file__).resolve().parent.parent / "examples" / "plot_minima_statistics.py"
-    env = {**os.environ, "MPLBACKEND": "Agg",
-           "PYTHONPATH": os.pathsep.join([str(Path(kn.__file__).parents[1]),
-                                          os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "MPLBACKEND": "Agg",
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(kn.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
     import subprocess
 
-    proc = subprocess.run([sys.executable, str(script), *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     png = tmp_path / "plot_minima_statistics.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
@@ -553,8 +613,11 @@ def test_example_plot_minima_statistics_in_a_pool(tmp_path):
     cells = [line for line in out.splitlines() if line.startswith("variance")]
     assert len(cells) == 9, out
     # particles started on the axis never leave it: the mixture's score has no x_0 part there
-    assert all("init1: on the axis   50 of 50 (median), all 50 in 100%" in line
-               for line in cells if "init1" in line), out
+    assert all(
+        "init1: on the axis   50 of 50 (median), all 50 in 100%" in line
+        for line in cells
+        if "init1" in line
+    ), out
 
 
 def test_the_first_fit_of_each_group_runs_first():
@@ -567,7 +630,9 @@ def test_the_first_fit_of_each_group_runs_first():
     configs = check_configs(
         small_grid(target=["narrow", "wide"], seed=range(2))
         + kn.grid(method="svgd", target="wide", n=20, step=0.5, seed=range(2)),
-        TARGETS, {})
+        TARGETS,
+        {},
+    )
     groups = _groups(list(range(len(configs))), configs)
     assert [[i for i, _ in g] for g in groups] == [[0, 1], [2, 3], [4, 5]]
     assert [[i for i, _ in g] for g in _groups([1, 3, 4, 5], configs)] == [[1], [3], [4, 5]]

@@ -15,8 +15,9 @@ from test_sweep import TARGETS, KillsItsWorker, assert_same_fits, small_grid  # 
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    )
     c = distributed.Client(cluster)
     yield c
     c.close()
@@ -24,8 +25,9 @@ def client():
 
 
 def test_serial_pool_and_dask_give_bit_identical_particles(client, tmp_path):
-    configs = (small_grid(target=["narrow", "wide"], init=["init1", "init2"], seed=range(2))
-               + kn.grid(method="svgd", target="wide", n=20, step=0.5, bw=0.3, max_iter=20))
+    configs = small_grid(
+        target=["narrow", "wide"], init=["init1", "init2"], seed=range(2)
+    ) + kn.grid(method="svgd", target="wide", n=20, step=0.5, bw=0.3, max_iter=20)
     serial = kn.sweep(configs, TARGETS, progress=False)
     on_dask = kn.sweep(configs, TARGETS, client=client, directory=tmp_path, progress=False)
     assert on_dask.n_errors == 0
@@ -33,8 +35,9 @@ def test_serial_pool_and_dask_give_bit_identical_particles(client, tmp_path):
     assert_same_fits(kn.sweep(configs, TARGETS, client=2, progress=False), serial)
     assert len(list(tmp_path.glob("fit-*.npz"))) == len(configs)
     # by scheduler address, resumed from the files: nothing runs again
-    again = kn.sweep(configs, TARGETS, client=client.scheduler.address, directory=tmp_path,
-                     progress=False)
+    again = kn.sweep(
+        configs, TARGETS, client=client.scheduler.address, directory=tmp_path, progress=False
+    )
     assert again.n_reused == len(configs)
     assert_same_fits(again, serial)
 
@@ -47,8 +50,10 @@ def test_two_sweeps_on_one_client_do_not_mix(client):
     def run(name, targets):
         out[name] = kn.sweep(configs, targets, client=client, progress=False)
 
-    threads = [threading.Thread(target=run, args=("first", first)),
-               threading.Thread(target=run, args=("second", second))]
+    threads = [
+        threading.Thread(target=run, args=("first", first)),
+        threading.Thread(target=run, args=("second", second)),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -60,10 +65,13 @@ def test_two_sweeps_on_one_client_do_not_mix(client):
 
 def test_a_killed_workers_fits_are_redone(client, tmp_path):
     flag = tmp_path / "killed"
-    targets = {"killer": KillsItsWorker(two_modes(0.3), flag),
-               "lambda": kn.ScoreFunction(lambda x: -x)}
-    configs = (small_grid(target="killer", init=["init1", "init3"], seed=range(3))
-               + kn.grid(method="ksdd_lbfgs", target="lambda", n=10, d=2, max_iter=5))
+    targets = {
+        "killer": KillsItsWorker(two_modes(0.3), flag),
+        "lambda": kn.ScoreFunction(lambda x: -x),
+    }
+    configs = small_grid(target="killer", init=["init1", "init3"], seed=range(3)) + kn.grid(
+        method="ksdd_lbfgs", target="lambda", n=10, d=2, max_iter=5
+    )
     s = kn.sweep(configs, targets, client=client, progress=False)
     assert flag.exists()  # one worker died
     assert s.n_errors == 0
@@ -74,8 +82,11 @@ def test_a_killed_workers_fits_are_redone(client, tmp_path):
 def test_workers_with_another_ksdnumba_are_refused(client, monkeypatch):
     here = _dask.environment()
     monkeypatch.setattr(_dask, "environment", lambda: {**here, "ksdnumba": "0.0.1"})
-    with pytest.raises(RuntimeError, match="runs ksdnumba 0.1.0.dev0, this process runs 0.0.1: "
-                                           "install the same version everywhere"):
+    with pytest.raises(
+        RuntimeError,
+        match="runs ksdnumba 0.1.0.dev0, this process runs 0.0.1: "
+        "install the same version everywhere",
+    ):
         kn.sweep(small_grid(target="wide"), TARGETS, client=client, progress=False)
     monkeypatch.setattr(_dask, "environment", lambda: {**here, "source": "edited"})
     with pytest.warns(RuntimeWarning, match="from sources that differ"):
@@ -88,9 +99,12 @@ def test_workers_with_another_ksdnumba_are_refused(client, monkeypatch):
     # the scheduler unpickles the tasks: it needs ksdnumba too (this one runs here, in
     # this process, so the function is replaced here)
     monkeypatch.setattr(_dask, "worker_environment", missing)
-    with pytest.raises(RuntimeError, match="ksdnumba cannot run on the Dask scheduler tcp://"
-                                           ".*: ModuleNotFoundError: No module named 'ksdnumba'. "
-                                           "Install ksdnumba 0.1.0.dev0 there"):
+    with pytest.raises(
+        RuntimeError,
+        match="ksdnumba cannot run on the Dask scheduler tcp://"
+        ".*: ModuleNotFoundError: No module named 'ksdnumba'. "
+        "Install ksdnumba 0.1.0.dev0 there",
+    ):
         kn.sweep(small_grid(target="wide"), TARGETS, client=client, progress=False)
 
 
@@ -103,8 +117,10 @@ def test_numba_threads_are_set_inside_each_task(client):
     configs = small_grid(target="wide", seed=range(2), max_iter=3)
     numba_max = min(client.run(lambda: __import__("numba").config.NUMBA_NUM_THREADS).values())
     # the workers have one thread each: one numba thread per fit
-    assert [row.threads for row in kn.sweep(configs, TARGETS, client=client,
-                                             progress=False)] == [1, 1]
+    assert [row.threads for row in kn.sweep(configs, TARGETS, client=client, progress=False)] == [
+        1,
+        1,
+    ]
     s = kn.sweep(configs, TARGETS, client=client, threads_per_fit=2, progress=False)
     assert [row.threads for row in s] == [min(2, numba_max)] * 2
     assert_same_fits(s, kn.sweep(configs, TARGETS, progress=False))

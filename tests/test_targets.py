@@ -46,14 +46,9 @@ def make_target(kind, d, n_components=1, seed=0):
     return GaussianMixture(means, covs, weights)
 
 
-CASES = [
-    (kind, d, 1) for kind in ("gauss-scalar", "gauss-diag", "gauss-full") for d in DIMS
-]
+CASES = [(kind, d, 1) for kind in ("gauss-scalar", "gauss-diag", "gauss-full") for d in DIMS]
 CASES += [
-    (kind, d, k)
-    for kind in ("gmm-iso", "gmm-diag", "gmm-full")
-    for k in (1, 2, 3)
-    for d in DIMS
+    (kind, d, k) for kind in ("gmm-iso", "gmm-diag", "gmm-full") for k in (1, 2, 3) for d in DIMS
 ]
 CASE_IDS = [f"{kind}-d{d}-K{k}" for kind, d, k in CASES]
 
@@ -76,9 +71,7 @@ def assert_close_scaled(actual, expected, rtol, err_msg=""):
     assert np.all(np.isfinite(actual)), err_msg
     scale = np.max(np.abs(expected))
     err = np.max(np.abs(actual - expected))
-    assert err <= rtol * scale, (
-        f"{err_msg}: max error {err:.3g} > {rtol:g} * {scale:.3g}"
-    )
+    assert err <= rtol * scale, f"{err_msg}: max error {err:.3g} > {rtol:g} * {scale:.3g}"
 
 
 def full_covariances(target):
@@ -126,9 +119,7 @@ def test_score_matches_finite_differences_of_logpdf(kind, d, k):
     # rtol 1e-6 of the score's scale leaves a margin of 100 or more.
     target = make_target(kind, d, k)
     x, _ = points_and_directions(target)
-    assert_close_scaled(
-        target.score(x), fd_gradient(target.logpdf, x, 1e-5), 1e-6, kind
-    )
+    assert_close_scaled(target.score(x), fd_gradient(target.logpdf, x, 1e-5), 1e-6, kind)
 
 
 @pytest.mark.parametrize("kind, d, k", CASES, ids=CASE_IDS)
@@ -138,9 +129,7 @@ def test_hvp_matches_finite_differences_of_score(kind, d, k):
     # Hessian's scale (~1).
     target = make_target(kind, d, k)
     x, v = points_and_directions(target)
-    assert_close_scaled(
-        target.hvp(x, v), fd_directional(target.score, x, v, 1e-6), 1e-7, kind
-    )
+    assert_close_scaled(target.hvp(x, v), fd_directional(target.score, x, v, 1e-6), 1e-7, kind)
 
 
 @pytest.mark.parametrize("kind, d, k", CASES, ids=CASE_IDS)
@@ -242,9 +231,7 @@ def test_far_field_is_finite_and_follows_the_nearest_mode():
     gm = GaussianMixture([[-1.0, 0.0], [1.0, 0.0]], [0.01, 0.01])
     v = np.array([[1.0, 2.0], [-0.5, 1.0], [3.0, -1.0]])
     s, hv, logp = gm.score(FAR), gm.hvp(FAR, v), gm.logpdf(FAR)
-    assert (
-        np.all(np.isfinite(s)) and np.all(np.isfinite(hv)) and np.all(np.isfinite(logp))
-    )
+    assert np.all(np.isfinite(s)) and np.all(np.isfinite(hv)) and np.all(np.isfinite(logp))
     # (0, 1000) is equidistant from both means: both responsibilities are 1/2 and the
     # score points to their midpoint.
     nearest = np.array([[1.0, 0.0], [0.0, 0.0], [-1.0, 0.0]])
@@ -252,9 +239,7 @@ def test_far_field_is_finite_and_follows_the_nearest_mode():
     # Where one mode takes all the mass the Hessian is its precision alone.
     assert_allclose(hv[[0, 2]], -v[[0, 2]] / 0.01, rtol=1e-8)
     # At the midpoint it adds r0 r1 (s0 - s1)(s0 - s1)^T, with s0 - s1 = (-200, 0).
-    assert_allclose(
-        hv[1], -v[1] / 0.01 + 0.25 * 4e4 * np.array([v[1, 0], 0.0]), rtol=1e-8
-    )
+    assert_allclose(hv[1], -v[1] / 0.01 + 0.25 * 4e4 * np.array([v[1, 0], 0.0]), rtol=1e-8)
     assert_allclose(
         logp[0],
         stats.multivariate_normal([1.0, 0.0], 0.01).logpdf(FAR[0]) + np.log(0.5),
@@ -348,9 +333,7 @@ def test_sample_is_reproducible_and_accepts_a_generator():
     assert_array_equal(a, gm.sample(50, rng=np.random.default_rng(7)))
     assert not np.array_equal(a, gm.sample(50, rng=8))
     rng = np.random.default_rng(0)
-    assert not np.array_equal(
-        gm.sample(5, rng=rng), gm.sample(5, rng=rng)
-    )
+    assert not np.array_equal(gm.sample(5, rng=rng), gm.sample(5, rng=rng))
     assert gm.sample(0).shape == (0, 3)
     assert gm.sample(3).shape == (3, 3)
 
@@ -422,9 +405,7 @@ def test_tempered_score_function_has_no_logpdf():
     assert not hasattr(t, "logpdf")
     with pytest.raises(AttributeError, match="no logpdf"):
         t.logpdf(np.zeros((1, 1)))
-    assert_allclose(
-        t.hvp(np.ones((2, 2)), np.ones((2, 2))), -2.0 * np.ones((2, 2)), rtol=1e-9
-    )
+    assert_allclose(t.hvp(np.ones((2, 2)), np.ones((2, 2))), -2.0 * np.ones((2, 2)), rtol=1e-9)
 
 
 # ----------------------------------------------------------------------- ScoreFunction
@@ -450,9 +431,7 @@ def test_score_function_fd_step_follows_the_scale_of_x():
     assert_close_scaled(ScoreFunction(g.score).hvp(x, v), g.hvp(x, v), 1e-7)
     # A tiny or huge v changes the direction's length, not the step taken.
     for scale in (1e-200, 1e200):
-        assert_close_scaled(
-            ScoreFunction(g.score).hvp(x, scale * v), g.hvp(x, scale * v), 1e-7
-        )
+        assert_close_scaled(ScoreFunction(g.score).hvp(x, scale * v), g.hvp(x, scale * v), 1e-7)
 
 
 def test_score_function_zero_direction_gives_zero():
@@ -487,9 +466,7 @@ def test_score_function_uses_given_hvp():
 
 
 def test_score_function_eps_default_and_custom():
-    assert ScoreFunction(lambda x: -x).eps == pytest.approx(
-        np.finfo(np.float64).eps ** (1 / 3)
-    )
+    assert ScoreFunction(lambda x: -x).eps == pytest.approx(np.finfo(np.float64).eps ** (1 / 3))
     assert ScoreFunction(lambda x: -x, eps=1e-4).eps == 1e-4
 
 
@@ -547,9 +524,7 @@ def test_as_target_rejects_what_it_cannot_use():
         def score(self, x):
             return -x
 
-    with pytest.raises(
-        TypeError, match=r"has a score but no hvp.*ScoreFunction\(target.score\)"
-    ):
+    with pytest.raises(TypeError, match=r"has a score but no hvp.*ScoreFunction\(target.score\)"):
         as_target(OnlyScore())
     with pytest.raises(TypeError, match="must be an instance, got the class Gaussian"):
         as_target(Gaussian)
@@ -660,18 +635,12 @@ def test_methods_check_the_shape_of_x(method):
         args = (x,) if method != "hvp" else (x, np.ones_like(x) if v is None else v)
         return getattr(gm, method)(*args)
 
-    with pytest.raises(
-        ValueError, match=r"x has 3 columns but the target has n_dims=2"
-    ):
+    with pytest.raises(ValueError, match=r"x has 3 columns but the target has n_dims=2"):
         call(np.ones((4, 3)))
-    with pytest.raises(
-        ValueError, match=r"x must be a 2-D array of shape \(n, 2\), got 1-D"
-    ):
+    with pytest.raises(ValueError, match=r"x must be a 2-D array of shape \(n, 2\), got 1-D"):
         call(np.ones(2))
     if method == "hvp":
-        with pytest.raises(
-            ValueError, match=r"v must have the same shape as x \(4, 2\)"
-        ):
+        with pytest.raises(ValueError, match=r"v must have the same shape as x \(4, 2\)"):
             call(np.ones((4, 2)), np.ones((4, 1)))
 
 

@@ -44,8 +44,13 @@ def test_column_matches_reference(kernel, d):
     K = ref.preconditioned_stein_matrix(kernel, x, s, L)
     cols = sv.stein_columns(layout, np.array([0, 17, 299]))
     for q, c in enumerate((0, 17, 299)):
-        np.testing.assert_allclose(cols[:, q], K[:, c], rtol=RTOL, atol=RTOL * np.abs(K).max(),
-                                   err_msg=f"{kernel} d={d} column {c}")
+        np.testing.assert_allclose(
+            cols[:, q],
+            K[:, c],
+            rtol=RTOL,
+            atol=RTOL * np.abs(K).max(),
+            err_msg=f"{kernel} d={d} column {c}",
+        )
     np.testing.assert_allclose(sv.stein_diagonal(layout), np.diag(K), rtol=RTOL)
 
 
@@ -69,10 +74,15 @@ def test_stein_kernel_matches_finite_differences_of_the_base_kernel(kernel, d):
         e[j] = h
         grad_x[:, j] = (k(x + e, y) - k(x - e, y)) / (2 * h)
         grad_y[:, j] = (k(x, y + e) - k(x, y - e)) / (2 * h)
-        mixed += (k(x + e, y + e) - k(x + e, y - e) - k(x - e, y + e)
-                  + k(x - e, y - e)) / (4 * h * h)
-    fd = (np.einsum("ij,ij->i", s, sy) * k(x, y) + np.einsum("ij,ij->i", s, grad_y)
-          + np.einsum("ij,ij->i", sy, grad_x) + mixed)
+        mixed += (k(x + e, y + e) - k(x + e, y - e) - k(x - e, y + e) + k(x - e, y - e)) / (
+            4 * h * h
+        )
+    fd = (
+        np.einsum("ij,ij->i", s, sy) * k(x, y)
+        + np.einsum("ij,ij->i", s, grad_y)
+        + np.einsum("ij,ij->i", sy, grad_x)
+        + mixed
+    )
     exact = np.diag(ref.preconditioned_stein_matrix(kernel, x, s, L, y, sy))
     np.testing.assert_allclose(exact, fd, rtol=1e-6, atol=1e-6)
 
@@ -186,8 +196,9 @@ def test_ksd_is_stein_thinnings_ksd_of_the_picks():
     res = kn.stein_thinning(x, s, 30, preconditioner="med")
     z = x / res.scale
     K = ref.preconditioned_stein_matrix("imq", z, s * res.scale, res.preconditioner)
-    expected = [np.sqrt(K[np.ix_(res.indices[:t], res.indices[:t])].sum()) / t
-                for t in range(1, 31)]
+    expected = [
+        np.sqrt(K[np.ix_(res.indices[:t], res.indices[:t])].sum()) / t for t in range(1, 31)
+    ]
     np.testing.assert_allclose(res.ksd, expected, rtol=1e-10)
     stein = pytest.importorskip("stein_thinning.stein")
     kernel = pytest.importorskip("stein_thinning.kernel")
@@ -216,7 +227,8 @@ def test_preconditioners_follow_stein_thinnings_definitions():
     L = kn.stein_thinning(x, s, 2, preconditioner=4.0, standardize=False).preconditioner
     np.testing.assert_array_equal(L, np.eye(3) / 4.0)
     np.testing.assert_array_equal(
-        kn.stein_thinning(x, s, 2, preconditioner="id").preconditioner, np.eye(3))
+        kn.stein_thinning(x, s, 2, preconditioner="id").preconditioner, np.eye(3)
+    )
 
 
 @pytest.mark.parametrize("diagonal", [True, False])
@@ -232,11 +244,11 @@ def test_matrix_preconditioner_is_a_covariance(diagonal):
 def test_smpcov_works_in_one_dimension():
     rng = np.random.default_rng(3)
     x = 2.0 * rng.normal(size=(500, 1))
-    res = kn.stein_thinning(x.tolist(), (-x / 4.0).tolist(), 10, preconditioner="smpcov",
-                            standardize=False)
+    res = kn.stein_thinning(
+        x.tolist(), (-x / 4.0).tolist(), 10, preconditioner="smpcov", standardize=False
+    )
     np.testing.assert_allclose(res.preconditioner, [[1.0 / np.var(x, ddof=1)]], rtol=1e-12)
-    same = kn.stein_thinning(x, -x / 4.0, 10, preconditioner=np.var(x, ddof=1),
-                             standardize=False)
+    same = kn.stein_thinning(x, -x / 4.0, 10, preconditioner=np.var(x, ddof=1), standardize=False)
     np.testing.assert_array_equal(res.indices, same.indices)
 
 
@@ -290,14 +302,17 @@ def test_regularisation_inputs_agree():
     target, chain = _mixture_chain(600, seed=2)
     s = target.score(chain)
     scale = np.mean(np.abs(chain - chain.mean(axis=0)), axis=0)
-    hdiag = np.stack([target.hvp(chain, np.tile(e, (600, 1)))[:, k]
-                      for k, e in enumerate(np.eye(2))], axis=1)
+    hdiag = np.stack(
+        [target.hvp(chain, np.tile(e, (600, 1)))[:, k] for k, e in enumerate(np.eye(2))], axis=1
+    )
     lap_plus = np.sum(np.maximum(hdiag, 0.0) * scale**2, axis=1)
     by_target = kn.stein_thinning(chain, s, 40, regularize=0.05, target=target)
-    by_diag = kn.stein_thinning(chain, s, 40, regularize=0.05,
-                                log_p=target.logpdf(chain), laplacian=hdiag)
-    by_lap = kn.stein_thinning(chain, s, 40, regularize=0.05,
-                               log_p=target.logpdf(chain)[:, None], laplacian=lap_plus)
+    by_diag = kn.stein_thinning(
+        chain, s, 40, regularize=0.05, log_p=target.logpdf(chain), laplacian=hdiag
+    )
+    by_lap = kn.stein_thinning(
+        chain, s, 40, regularize=0.05, log_p=target.logpdf(chain)[:, None], laplacian=lap_plus
+    )
     np.testing.assert_array_equal(by_target.indices, by_diag.indices)
     np.testing.assert_array_equal(by_target.indices, by_lap.indices)
     # The objective, from the dense oracle in standardised coordinates.
@@ -306,40 +321,47 @@ def test_regularisation_inputs_agree():
     expected = ref.greedy_thinning(K, 40, lap_plus, target.logpdf(chain), 0.05)[0]
     np.testing.assert_array_equal(by_target.indices, expected)
     # lam = 0 with a zero Laplacian is plain thinning
-    zero = kn.stein_thinning(chain, s, 40, regularize=0.0, log_p=np.zeros(600),
-                             laplacian=np.zeros(600))
+    zero = kn.stein_thinning(
+        chain, s, 40, regularize=0.0, log_p=np.zeros(600), laplacian=np.zeros(600)
+    )
     np.testing.assert_array_equal(zero.indices, kn.stein_thinning(chain, s, 40).indices)
 
 
 # --------------------------------------------------------------------- errors
 
 
-@pytest.mark.parametrize("m, error, match", [
-    (0, ValueError, "m must be >= 1"),
-    (-3, ValueError, "m must be >= 1"),
-    (2.5, TypeError, "m must be an integer"),
-])
+@pytest.mark.parametrize(
+    "m, error, match",
+    [
+        (0, ValueError, "m must be >= 1"),
+        (-3, ValueError, "m must be >= 1"),
+        (2.5, TypeError, "m must be an integer"),
+    ],
+)
 def test_bad_m(m, error, match):
     x, s = _sample()
     with pytest.raises(error, match=match):
         kn.stein_thinning(x, s, m)
 
 
-@pytest.mark.parametrize("preconditioner, error, match", [
-    (0.0, ValueError, "positive and finite"),
-    (-1.0, ValueError, "positive and finite"),
-    (float("nan"), ValueError, "positive and finite"),
-    ("0", ValueError, "positive and finite"),
-    ("-2", ValueError, "positive and finite"),
-    ("nan", ValueError, "positive and finite"),
-    ("cov", ValueError, "unknown preconditioner 'cov'; valid names are 'id'"),
-    ([[1.0, 2.0], [2.0, 1.0]], ValueError, "not positive definite"),
-    ([[1.0, 0.5], [0.0, 1.0]], ValueError, "not symmetric"),
-    (np.eye(3), ValueError, r"shape \(2, 2\)"),
-    ([[1.0, np.nan], [np.nan, 1.0]], ValueError, "non-finite"),
-    (True, TypeError, "preconditioner must be"),
-    (None, TypeError, "preconditioner must be"),
-])
+@pytest.mark.parametrize(
+    "preconditioner, error, match",
+    [
+        (0.0, ValueError, "positive and finite"),
+        (-1.0, ValueError, "positive and finite"),
+        (float("nan"), ValueError, "positive and finite"),
+        ("0", ValueError, "positive and finite"),
+        ("-2", ValueError, "positive and finite"),
+        ("nan", ValueError, "positive and finite"),
+        ("cov", ValueError, "unknown preconditioner 'cov'; valid names are 'id'"),
+        ([[1.0, 2.0], [2.0, 1.0]], ValueError, "not positive definite"),
+        ([[1.0, 0.5], [0.0, 1.0]], ValueError, "not symmetric"),
+        (np.eye(3), ValueError, r"shape \(2, 2\)"),
+        ([[1.0, np.nan], [np.nan, 1.0]], ValueError, "non-finite"),
+        (True, TypeError, "preconditioner must be"),
+        (None, TypeError, "preconditioner must be"),
+    ],
+)
 def test_bad_preconditioner(preconditioner, error, match):
     x, s = _sample()
     with pytest.raises(error, match=match):
@@ -360,27 +382,46 @@ def test_degenerate_samples():
         kn.stein_thinning(same[:1], same[:1], 3, preconditioner="sclmed", standardize=False)
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    ({"scores": np.zeros((40, 3))}, ValueError, r"scores must have the shape of sample"),
-    ({"scores": np.full((40, 2), np.nan)}, ValueError, "scores contains non-finite"),
-    ({"sample": np.full((40, 2), np.inf)}, ValueError, "sample contains non-finite"),
-    ({"kernel": "linear"}, ValueError, "unknown kernel 'linear'"),
-    ({"backend": "gpu"}, ValueError, "unknown backend 'gpu'"),
-    ({"standardize": "yes"}, TypeError, "standardize must be True or False"),
-    ({"regularize": True}, ValueError, "needs the log density and its Laplacian"),
-    ({"regularize": -1.0}, ValueError, "regularize must be non-negative"),
-    ({"regularize": "1/m"}, TypeError, "regularize must be None, True"),
-    ({"log_p": np.zeros(40)}, ValueError, "log_p given but regularize is None"),
-    ({"regularize": True, "log_p": np.zeros(40), "laplacian": np.zeros(39)}, ValueError,
-     r"laplacian must have shape \(40,\)"),
-    ({"regularize": True, "log_p": np.zeros((40, 2)), "laplacian": np.zeros(40)},
-     ValueError, r"log_p must have shape \(40,\)"),
-    ({"regularize": True, "log_p": np.zeros(40), "laplacian": np.zeros((40, 3))},
-     ValueError, "laplacian must have the shape of sample"),
-    ({"regularize": True, "target": lambda x: -x}, TypeError, "needs a target with logpdf and hvp"),
-    ({"regularize": True, "target": kn.Gaussian(np.zeros(2), 1.0), "log_p": np.zeros(40)},
-     ValueError, "either target or the arrays"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"scores": np.zeros((40, 3))}, ValueError, r"scores must have the shape of sample"),
+        ({"scores": np.full((40, 2), np.nan)}, ValueError, "scores contains non-finite"),
+        ({"sample": np.full((40, 2), np.inf)}, ValueError, "sample contains non-finite"),
+        ({"kernel": "linear"}, ValueError, "unknown kernel 'linear'"),
+        ({"backend": "gpu"}, ValueError, "unknown backend 'gpu'"),
+        ({"standardize": "yes"}, TypeError, "standardize must be True or False"),
+        ({"regularize": True}, ValueError, "needs the log density and its Laplacian"),
+        ({"regularize": -1.0}, ValueError, "regularize must be non-negative"),
+        ({"regularize": "1/m"}, TypeError, "regularize must be None, True"),
+        ({"log_p": np.zeros(40)}, ValueError, "log_p given but regularize is None"),
+        (
+            {"regularize": True, "log_p": np.zeros(40), "laplacian": np.zeros(39)},
+            ValueError,
+            r"laplacian must have shape \(40,\)",
+        ),
+        (
+            {"regularize": True, "log_p": np.zeros((40, 2)), "laplacian": np.zeros(40)},
+            ValueError,
+            r"log_p must have shape \(40,\)",
+        ),
+        (
+            {"regularize": True, "log_p": np.zeros(40), "laplacian": np.zeros((40, 3))},
+            ValueError,
+            "laplacian must have the shape of sample",
+        ),
+        (
+            {"regularize": True, "target": lambda x: -x},
+            TypeError,
+            "needs a target with logpdf and hvp",
+        ),
+        (
+            {"regularize": True, "target": kn.Gaussian(np.zeros(2), 1.0), "log_p": np.zeros(40)},
+            ValueError,
+            "either target or the arrays",
+        ),
+    ],
+)
 def test_bad_arguments(kwargs, error, match):
     x, s = _sample()
     args = {"sample": x, "scores": s, **kwargs}
@@ -411,8 +452,9 @@ def test_validation_survives_python_O():
         "        continue\n"
         "    raise SystemExit('accepted ' + repr(bad))\n"
     )
-    proc = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-O", "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -425,14 +467,22 @@ def test_gallery_example_runs(tmp_path):
     script = root / "examples" / "plot_stein_thinning.py"
     # This checkout's package first, installed or not.
     path = os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path,
-                          env={**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": path},
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env={**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     png = tmp_path / "plot_stein_thinning.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 50_000
-    low = {line.split(":")[0]: int(line.split(", ")[1].split("%")[0])
-           for line in proc.stdout.splitlines() if "low-density regions" in line}
+    low = {
+        line.split(":")[0]: int(line.split(", ")[1].split("%")[0])
+        for line in proc.stdout.splitlines()
+        if "low-density regions" in line
+    }
     assert low["regularised Stein thinning"] < low["Stein thinning"], proc.stdout
     burn, after = [line for line in proc.stdout.splitlines() if line.startswith("KSD test")]
     assert burn.endswith("reject: True") and after.endswith("reject: False"), proc.stdout

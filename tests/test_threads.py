@@ -10,8 +10,11 @@ from ksdnumba.kernels._cpu import _threads, _tiled
 
 
 def _blas_counts():
-    return {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()
-            if lib["user_api"] == "blas"}
+    return {
+        lib["filepath"]: lib["num_threads"]
+        for lib in threadpool_info()
+        if lib["user_api"] == "blas"
+    }
 
 
 @pytest.fixture

@@ -27,28 +27,72 @@ def _thin(x, **kw):
 
 # name: (call, name of the points in messages, options it takes)
 ENTRY_POINTS = {
-    "ksdd_lbfgs": (lambda x, **kw: kn.ksdd_lbfgs(x, TARGET, **{"max_iter": 2, **kw}), "x0",
-                   {"target", "kernel", "bw", "beta", "backend", "dtype", "max_iter", "ftol",
-                    "gtol", "callback", "verbose", "progress"}),
-    "ksdd_gradient": (lambda x, **kw: kn.ksdd_gradient(x, TARGET, step=0.1,
-                                                       **{"max_iter": 2, **kw}), "x0",
-                      {"target", "kernel", "bw", "beta", "backend", "dtype", "max_iter", "gtol",
-                       "callback", "verbose", "progress"}),
-    "svgd": (lambda x, **kw: kn.svgd(x, TARGET, step=0.1, **{"max_iter": 2, **kw}), "x0",
-             {"target", "bw", "backend", "dtype", "max_iter", "gtol", "callback", "verbose",
-              "progress"}),
-    "mmd_lbfgs": (lambda x, **kw: kn.mmd_lbfgs(x, Y, **{"max_iter": 2, **kw}), "x0",
-                  {"bw", "backend", "dtype", "max_iter", "ftol", "gtol", "callback", "verbose",
-                   "progress"}),
-    "ksd": (lambda x, **kw: kn.ksd(x, TARGET, **kw), "x",
-            {"target", "kernel", "bw", "beta", "backend"}),
-    "ksd_and_grad": (lambda x, **kw: kn.ksd_and_grad(x, TARGET, **kw), "x",
-                     {"target", "kernel", "bw", "beta", "backend"}),
-    "ksd_test": (lambda x, **kw: kn.ksd_test(x, TARGET, **{"n_resamples": 5, **kw}), "x",
-                 {"target", "kernel", "bw", "beta", "backend", "rng"}),
+    "ksdd_lbfgs": (
+        lambda x, **kw: kn.ksdd_lbfgs(x, TARGET, **{"max_iter": 2, **kw}),
+        "x0",
+        {
+            "target",
+            "kernel",
+            "bw",
+            "beta",
+            "backend",
+            "dtype",
+            "max_iter",
+            "ftol",
+            "gtol",
+            "callback",
+            "verbose",
+            "progress",
+        },
+    ),
+    "ksdd_gradient": (
+        lambda x, **kw: kn.ksdd_gradient(x, TARGET, step=0.1, **{"max_iter": 2, **kw}),
+        "x0",
+        {
+            "target",
+            "kernel",
+            "bw",
+            "beta",
+            "backend",
+            "dtype",
+            "max_iter",
+            "gtol",
+            "callback",
+            "verbose",
+            "progress",
+        },
+    ),
+    "svgd": (
+        lambda x, **kw: kn.svgd(x, TARGET, step=0.1, **{"max_iter": 2, **kw}),
+        "x0",
+        {"target", "bw", "backend", "dtype", "max_iter", "gtol", "callback", "verbose", "progress"},
+    ),
+    "mmd_lbfgs": (
+        lambda x, **kw: kn.mmd_lbfgs(x, Y, **{"max_iter": 2, **kw}),
+        "x0",
+        {"bw", "backend", "dtype", "max_iter", "ftol", "gtol", "callback", "verbose", "progress"},
+    ),
+    "ksd": (
+        lambda x, **kw: kn.ksd(x, TARGET, **kw),
+        "x",
+        {"target", "kernel", "bw", "beta", "backend"},
+    ),
+    "ksd_and_grad": (
+        lambda x, **kw: kn.ksd_and_grad(x, TARGET, **kw),
+        "x",
+        {"target", "kernel", "bw", "beta", "backend"},
+    ),
+    "ksd_test": (
+        lambda x, **kw: kn.ksd_test(x, TARGET, **{"n_resamples": 5, **kw}),
+        "x",
+        {"target", "kernel", "bw", "beta", "backend", "rng"},
+    ),
     "stein_thinning": (_thin, "sample", {"backend"}),
-    "SteinMatrix": (lambda x, **kw: kn.SteinMatrix(x, TARGET, **kw), "x",
-                    {"target", "kernel", "bw", "beta", "backend"}),
+    "SteinMatrix": (
+        lambda x, **kw: kn.SteinMatrix(x, TARGET, **kw),
+        "x",
+        {"target", "kernel", "bw", "beta", "backend"},
+    ),
 }
 
 
@@ -157,8 +201,15 @@ def test_bad_tolerances(entry, name, value):
 
 
 @pytest.mark.parametrize("entry", _having("dtype"))
-@pytest.mark.parametrize("dtype, error", [(np.int32, ValueError), (np.float16, ValueError),
-                                          ("complex", ValueError), ("nonsense", TypeError)])
+@pytest.mark.parametrize(
+    "dtype, error",
+    [
+        (np.int32, ValueError),
+        (np.float16, ValueError),
+        ("complex", ValueError),
+        ("nonsense", TypeError),
+    ],
+)
 def test_bad_dtype(entry, dtype, error):
     with pytest.raises(error, match="dtype must be np.float32 or np.float64"):
         _call(entry, dtype=dtype)
@@ -193,13 +244,15 @@ def test_bad_rng(entry, rng, error):
 def test_not_a_target(entry):
     with pytest.raises(TypeError, match="target must be"):
         ENTRY_POINTS[entry][0].__code__  # the table's calls fix TARGET: call directly
-        {"ksdd_lbfgs": lambda: kn.ksdd_lbfgs(X0, "gaussian"),
-         "ksdd_gradient": lambda: kn.ksdd_gradient(X0, "gaussian", step=0.1),
-         "svgd": lambda: kn.svgd(X0, "gaussian", step=0.1),
-         "ksd": lambda: kn.ksd(X0, "gaussian"),
-         "ksd_and_grad": lambda: kn.ksd_and_grad(X0, "gaussian"),
-         "ksd_test": lambda: kn.ksd_test(X0, "gaussian"),
-         "SteinMatrix": lambda: kn.SteinMatrix(X0, object())}[entry]()
+        {
+            "ksdd_lbfgs": lambda: kn.ksdd_lbfgs(X0, "gaussian"),
+            "ksdd_gradient": lambda: kn.ksdd_gradient(X0, "gaussian", step=0.1),
+            "svgd": lambda: kn.svgd(X0, "gaussian", step=0.1),
+            "ksd": lambda: kn.ksd(X0, "gaussian"),
+            "ksd_and_grad": lambda: kn.ksd_and_grad(X0, "gaussian"),
+            "ksd_test": lambda: kn.ksd_test(X0, "gaussian"),
+            "SteinMatrix": lambda: kn.SteinMatrix(X0, object()),
+        }[entry]()
 
 
 class _WrongShape:
@@ -218,8 +271,9 @@ class _NanHvp:
         return np.full_like(v, np.nan)
 
 
-@pytest.mark.parametrize("call", [kn.ksdd_lbfgs, kn.ksd_and_grad, kn.ksd, kn.ksd_test,
-                                  kn.SteinMatrix])
+@pytest.mark.parametrize(
+    "call", [kn.ksdd_lbfgs, kn.ksd_and_grad, kn.ksd, kn.ksd_test, kn.SteinMatrix]
+)
 def test_score_of_wrong_shape(call):
     with pytest.raises(ValueError, match=r"target.score returned shape \(5, 1\) .* \(5, 2\)"):
         call(X0, _WrongShape())
@@ -288,8 +342,9 @@ def test_bad_clamp(clamp, error, match):
 
 
 def test_clamp_accepts_integers_and_arrays():
-    res = kn.ksdd_gradient(np.clip(X0, -3, 3), TARGET, step=0.1, clamp=np.array([-3, 3]),
-                           max_iter=2)
+    res = kn.ksdd_gradient(
+        np.clip(X0, -3, 3), TARGET, step=0.1, clamp=np.array([-3, 3]), max_iter=2
+    )
     assert res.x.min() >= -3 and res.x.max() <= 3
 
 
@@ -316,8 +371,9 @@ def test_ksdd_gradient_needs_hvp():
 
 
 def test_unknown_optimizer_lists_valid_names():
-    with pytest.raises(ValueError, match="unknown optimizer 'adam'; valid names are 'sgd', "
-                                         "'adagrad'"):
+    with pytest.raises(
+        ValueError, match="unknown optimizer 'adam'; valid names are 'sgd', 'adagrad'"
+    ):
         kn.svgd(X0, TARGET, step=0.1, optimizer="adam")
 
 
@@ -357,8 +413,11 @@ def test_svgd_score_of_wrong_shape():
         (np.zeros((2, 7, 2)), "target_samples must be a 2-D array .* got 3-D"),
         (np.zeros((0, 2)), "target_samples must not be empty"),
         (np.array([[0.0, np.inf]]), "target_samples contains non-finite"),
-        (np.zeros((7, 3)), r"target_samples has 3 columns \(dimensions\) but x0 has 2; "
-                           r"expected shape \(m, 2\)"),
+        (
+            np.zeros((7, 3)),
+            r"target_samples has 3 columns \(dimensions\) but x0 has 2; "
+            r"expected shape \(m, 2\)",
+        ),
         (np.zeros((7, 1)), "target_samples has 1 columns"),
         ([["a", "b"]], "target_samples must be a numeric"),
     ],
@@ -421,8 +480,11 @@ POSITIONAL = {
 
 def _public_callables():
     out = {}
-    for module, names in ((kn, kn.__all__), (datasets, datasets.__all__),
-                          (plotting, plotting.__all__)):
+    for module, names in (
+        (kn, kn.__all__),
+        (datasets, datasets.__all__),
+        (plotting, plotting.__all__),
+    ):
         for name in names:
             obj = getattr(module, name)
             if inspect.isfunction(obj) or (inspect.isclass(obj) and "__init__" in vars(obj)):
@@ -438,13 +500,14 @@ def test_every_public_callable_is_in_the_table():
 @pytest.mark.parametrize("name", sorted(_public_callables()))
 def test_options_are_keyword_only(name):
     obj = _public_callables()[name]
-    params = [p for p in inspect.signature(obj).parameters.values()
-              if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
-    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY,
-                                                       p.POSITIONAL_OR_KEYWORD)]
+    params = [
+        p
+        for p in inspect.signature(obj).parameters.values()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     assert tuple(positional) == POSITIONAL[name], (
-        f"{name}: positional {positional}, expected {POSITIONAL[name]} then keyword-only "
-        "options"
+        f"{name}: positional {positional}, expected {POSITIONAL[name]} then keyword-only options"
     )
 
 

@@ -7,10 +7,9 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from os import PathLike
+from typing import Any
 
 import numpy as np
-
-from typing import Any
 
 from .._progress import check_progress, progress_bar
 from .._result import Result
@@ -20,8 +19,19 @@ from ._local import available_cores, run_in_process, run_pool
 from ._store import Store
 from ._task import Shipped
 
-_RECORD_COLUMNS = ("fun", "ksd2", "nit", "nfev", "success", "status", "message", "time",
-                   "threads", "error", "reused")
+_RECORD_COLUMNS = (
+    "fun",
+    "ksd2",
+    "nit",
+    "nfev",
+    "success",
+    "status",
+    "message",
+    "time",
+    "threads",
+    "error",
+    "reused",
+)
 
 
 class FitResult(Result):
@@ -101,8 +111,13 @@ class SweepResult(Sequence):
         Wall-clock seconds of the whole sweep.
     """
 
-    def __init__(self, rows: Iterable, *, directory: str | PathLike | None = None,
-                 wall_time: float = float("nan")) -> None:
+    def __init__(
+        self,
+        rows: Iterable,
+        *,
+        directory: str | PathLike | None = None,
+        wall_time: float = float("nan"),
+    ) -> None:
         self._rows = list(rows)
         self.directory = None if directory is None else str(directory)
         self.time = float(wall_time)
@@ -134,8 +149,10 @@ class SweepResult(Sequence):
         return [row for row in self._rows if row.error is not None]
 
     def __repr__(self) -> str:
-        return (f"SweepResult({len(self)} fits: {len(self) - self.n_errors} ran, "
-                f"{self.n_errors} failed, {self.n_reused} reused from disk; {self.time:.2f} s)")
+        return (
+            f"SweepResult({len(self)} fits: {len(self) - self.n_errors} ran, "
+            f"{self.n_errors} failed, {self.n_reused} reused from disk; {self.time:.2f} s)"
+        )
 
     def to_dataframe(self):
         """A pandas DataFrame: one row per fit, its configuration's columns, then the outcome.
@@ -175,7 +192,7 @@ class SweepResult(Sequence):
         except ImportError as exc:
             raise ImportError(
                 "SweepResult.to_dataframe needs pandas: pip install 'ksdnumba[dask]' "
-                "(from a clone: python -m pip install -e \".[dask]\"), or pip install pandas"
+                '(from a clone: python -m pip install -e ".[dask]"), or pip install pandas'
             ) from exc
         names = []
         for row in self._rows:
@@ -201,8 +218,7 @@ def _column(pd, values):
         return pd.array(values, dtype="Int64")
     if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
         return np.array([np.nan if v is None else float(v) for v in values])
-    return pd.Series(values, dtype=object if not all(isinstance(v, str) for v in present)
-                     else None)
+    return pd.Series(values, dtype=object if not all(isinstance(v, str) for v in present) else None)
 
 
 def sweep(
@@ -328,7 +344,8 @@ def sweep(
     ``ksd2`` is ``kn.ksd(x, target, kernel=kernel, bw=bw, beta=beta)`` of the final
     particles (V-statistic) for every method, so rows of SVGD, MMD and KSD
     descent are measured alike. An interrupt (Ctrl-C) stops the whole sweep:
-    the fits finished before it are on disk, the interrupted one is not. In a pool or on Dask, the first configuration of each
+    the fits finished before it are on disk, the interrupted one is not. In a
+    pool or on Dask, the first configuration of each
     group of (method, target, kernel, dtype, backend) runs first, one at a time
     (on one worker of each Dask host), and the rest of its group only after it:
     a cold numba cache is filled once per machine rather than by every worker
@@ -365,8 +382,10 @@ def sweep(
     user_inits = _check_named(inits or {}, "inits", callable_values=True)
     clash = sorted(set(user_inits) & set(INITS))
     if clash:
-        raise ValueError(f"inits {clash} would hide the built-in initialisations of the same "
-                         "names; choose other names")
+        raise ValueError(
+            f"inits {clash} would hide the built-in initialisations of the same "
+            "names; choose other names"
+        )
     yardstick = check_yardstick(yardstick)
     configs = check_configs(configs, targets, user_inits)
     kind = _runner_kind(client)
@@ -375,8 +394,11 @@ def sweep(
     shipping = kind != "in-process"
     # In this process the targets are not shipped; they are pickled only for the
     # digest that the files record, when there are files.
-    shipped = {name: _ship(obj, f"target {name!r}", shipping)
-               for name, obj in targets.items()} if shipping or directory is not None else {}
+    shipped = (
+        {name: _ship(obj, f"target {name!r}", shipping) for name, obj in targets.items()}
+        if shipping or directory is not None
+        else {}
+    )
     digests = {name: (s.digest if s is not None else None) for name, s in shipped.items()}
     store = Store(directory) if directory is not None else None
     records: list = [None] * len(configs)
@@ -395,19 +417,27 @@ def sweep(
         warnings.warn(
             f"{directory}: fits of target(s) {sorted(changed)} were stored with a target that "
             "pickles differently from the one given now; they are reused as they are. Use "
-            "another directory if the target changed.", UserWarning, stacklevel=2,
+            "another directory if the target changed.",
+            UserWarning,
+            stacklevel=2,
         )
     todo = [i for i, r in enumerate(records) if r is None]
     groups = _groups(todo, configs)
-    bar = progress_bar(progress and kind != "dask", len(configs), "sweep", unit="fits",
-                       initial=len(configs) - len(todo))
+    bar = progress_bar(
+        progress and kind != "dask",
+        len(configs),
+        "sweep",
+        unit="fits",
+        initial=len(configs) - len(todo),
+    )
     failures = [0]
 
     def on_done(index, record, final):
         records[index] = _row(configs[index], keys[index], record, reused=False)
         if store is not None and final:
-            store.save(keys[index], configs[index], record, keep,
-                       digests.get(configs[index]["target"]))
+            store.save(
+                keys[index], configs[index], record, keep, digests.get(configs[index]["target"])
+            )
         if record["error"] is not None:
             failures[0] += 1
             bar.set_postfix_str(f"{failures[0]} failed")
@@ -439,14 +469,30 @@ def sweep(
     return SweepResult(records, directory=directory, wall_time=time.perf_counter() - start)
 
 
-_ROW_FIELDS = ("fun", "ksd2", "nit", "nfev", "success", "status", "message", "time",
-               "threads", "error")
+_ROW_FIELDS = (
+    "fun",
+    "ksd2",
+    "nit",
+    "nfev",
+    "success",
+    "status",
+    "message",
+    "time",
+    "threads",
+    "error",
+)
 
 
 def _row(config, key, record, reused):
     """A :class:`FitResult`, its fields in a fixed order whatever the record's."""
-    return FitResult(config=config, key=key, **{k: record.get(k) for k in _ROW_FIELDS},
-                     reused=reused, x=record.get("x"), result=record.get("result"))
+    return FitResult(
+        config=config,
+        key=key,
+        **{k: record.get(k) for k in _ROW_FIELDS},
+        reused=reused,
+        x=record.get("x"),
+        result=record.get("result"),
+    )
 
 
 def _ship_inits(inits):
@@ -472,13 +518,19 @@ def _check_named(table, name, callable_values):
         if not isinstance(key, str):
             raise TypeError(f"{name} keys must be strings, got {key!r}")
         if callable_values and not callable(value):
-            raise TypeError(f"{name}[{key!r}] must be callable as f(n, d, rng), got "
-                            f"{type(value).__name__}")
+            raise TypeError(
+                f"{name}[{key!r}] must be callable as f(n, d, rng), got {type(value).__name__}"
+            )
     return dict(table)
 
 
-_CLIENTS = ("None (this process)", "an int (a process pool)", "'local' (a Dask LocalCluster)",
-            "a scheduler address such as 'tcp://host:8786'", "a distributed.Client")
+_CLIENTS = (
+    "None (this process)",
+    "an int (a process pool)",
+    "'local' (a Dask LocalCluster)",
+    "a scheduler address such as 'tcp://host:8786'",
+    "a distributed.Client",
+)
 
 
 def _runner_kind(client) -> str:
@@ -490,8 +542,7 @@ def _runner_kind(client) -> str:
         return "pool"
     if isinstance(client, str):
         if client != "local" and ":" not in client:
-            raise ValueError(f"unknown client {client!r}; valid values are "
-                             + ", ".join(_CLIENTS))
+            raise ValueError(f"unknown client {client!r}; valid values are " + ", ".join(_CLIENTS))
         from ._dask import import_distributed
 
         import_distributed()
@@ -501,8 +552,7 @@ def _runner_kind(client) -> str:
     if is_client(client):
         import_distributed()
         return "dask"
-    raise TypeError(f"client must be one of {', '.join(_CLIENTS)}; got "
-                    f"{type(client).__name__}")
+    raise TypeError(f"client must be one of {', '.join(_CLIENTS)}; got {type(client).__name__}")
 
 
 def _ship(obj, what, required):
@@ -511,8 +561,10 @@ def _ship(obj, what, required):
         return Shipped(obj)
     except Exception as exc:
         if required:
-            raise TypeError(f"{what} cannot be sent to worker processes, even with "
-                            f"cloudpickle: {type(exc).__name__}: {exc}") from exc
+            raise TypeError(
+                f"{what} cannot be sent to worker processes, even with "
+                f"cloudpickle: {type(exc).__name__}: {exc}"
+            ) from exc
         return None
 
 

@@ -132,8 +132,7 @@ def grid(**axes) -> list[dict]:
             raise TypeError(f"axis {name!r} must be 1-D, got an array of shape {axis.shape}")
         if isinstance(axis, (Mapping, set, frozenset)) or not isinstance(axis, Iterable):
             raise TypeError(
-                f"axis {name!r} must be a scalar or a list of scalars, got "
-                f"{type(axis).__name__}"
+                f"axis {name!r} must be a scalar or a list of scalars, got {type(axis).__name__}"
             )
         items = [_scalar(v, name) for v in axis]
         if not items:
@@ -237,16 +236,20 @@ def _check_config(i: int, config: Mapping, targets: Mapping, inits: Mapping) -> 
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{where}[{key!r}] must be an integer, got {value!r}")
         if value < (0 if key == "seed" else 1):
-            raise ValueError(f"{where}[{key!r}] must be >= {0 if key == 'seed' else 1}, "
-                             f"got {value}")
+            raise ValueError(
+                f"{where}[{key!r}] must be >= {0 if key == 'seed' else 1}, got {value}"
+            )
     if "n_target_samples" in out and method != "mmd_lbfgs":
         raise ValueError(f"{where}: 'n_target_samples' is for method 'mmd_lbfgs' only")
     parameters = inspect.signature(METHODS[method]).parameters
     keywords = [p for p in parameters if p not in _SET_BY_SWEEP]
     for key in out:
         if key not in SWEEP_KEYS and key not in keywords:
-            valid = ", ".join(repr(k) for k in (*SWEEP_KEYS, *keywords)
-                              if not (k == "n_target_samples" and method != "mmd_lbfgs"))
+            valid = ", ".join(
+                repr(k)
+                for k in (*SWEEP_KEYS, *keywords)
+                if not (k == "n_target_samples" and method != "mmd_lbfgs")
+            )
             raise ValueError(f"{where}: {method} has no keyword {key!r}; valid keys are {valid}")
     for name, p in parameters.items():
         if name not in _SET_BY_SWEEP and p.default is inspect.Parameter.empty and name not in out:

@@ -39,8 +39,7 @@ def import_distributed():
         import distributed
     except ImportError as exc:
         raise ImportError(
-            f"running a sweep on Dask needs the optional dependency 'distributed': "
-            f"{EXTRA_HINT}"
+            f"running a sweep on Dask needs the optional dependency 'distributed': {EXTRA_HINT}"
         ) from exc
     return distributed
 
@@ -58,7 +57,9 @@ def connect(client):
         # The scheduler serves HTTP even without a dashboard, on 8787 unless told:
         # a free port instead, so that a second cluster does not warn about it.
         cluster = distributed.LocalCluster(
-            n_workers=available_cores(), threads_per_worker=1, processes=True,
+            n_workers=available_cores(),
+            threads_per_worker=1,
+            processes=True,
             dashboard_address=":0",
         )
         c = distributed.Client(cluster)
@@ -126,7 +127,8 @@ def check_workers(client, timeout: float = 60.0) -> dict:
             warnings.warn(
                 f"the Dask worker {worker} runs ksdnumba {env['ksdnumba']} from sources that "
                 "differ from this process's (an edited checkout?); results may differ",
-                RuntimeWarning, stacklevel=4,
+                RuntimeWarning,
+                stacklevel=4,
             )
     return client.scheduler_info()["workers"]
 
@@ -168,8 +170,9 @@ def run_dask(groups, job, client, on_done, progress: bool) -> None:
 
     def submit(config, key, worker=None):
         where = {"workers": [worker], "allow_other_workers": True} if worker else {}
-        return client.submit(dask_fit, config, shipped[config["target"]], *args, key=key,
-                             pure=False, **where)
+        return client.submit(
+            dask_fit, config, shipped[config["target"]], *args, key=key, pure=False, **where
+        )
 
     hosts = {}
     for address, info in sorted(workers.items()):
@@ -230,6 +233,7 @@ def run_dask(groups, job, client, on_done, progress: bool) -> None:
 
 def _progress_bar(distributed, futures):
     """Dask's own progress bar, drawn by a thread of its own while this one collects."""
+
     def draw():
         try:
             distributed.progress(futures, notebook=False)

@@ -41,15 +41,21 @@ def check_not_bootstrapping(what: str) -> None:
     if getattr(multiprocessing.current_process(), "_inheriting", False):
         raise RuntimeError(
             f"{what} was called while a worker process was importing your script; "
-            "put the code that runs the sweep under `if __name__ == \"__main__\":`"
+            'put the code that runs the sweep under `if __name__ == "__main__":`'
         )
 
 
 def run_in_process(groups, job, on_done) -> None:
     """Run the fits one after the other in this process, in the order of the configurations."""
     for index, config in sorted(task for group in groups for task in group):
-        record = run_fit(config, job["targets"][config["target"]], job["inits"], job["keep"],
-                         job["yardstick"], job["threads"])
+        record = run_fit(
+            config,
+            job["targets"][config["target"]],
+            job["inits"],
+            job["keep"],
+            job["yardstick"],
+            job["threads"],
+        )
         on_done(index, record, True)
 
 
@@ -110,8 +116,14 @@ def _worker_main(conn, payload: bytes) -> None:
             if message is None:
                 return
             index, config = message
-            record = run_fit(config, job["targets"][config["target"]], job["inits"],
-                             job["keep"], job["yardstick"], job["threads"])
+            record = run_fit(
+                config,
+                job["targets"][config["target"]],
+                job["inits"],
+                job["keep"],
+                job["yardstick"],
+                job["threads"],
+            )
             conn.send(("done", index, record))
     except (KeyboardInterrupt, EOFError, BrokenPipeError):
         return  # the parent is gone or stopping: nothing to report to
@@ -120,8 +132,9 @@ def _worker_main(conn, payload: bytes) -> None:
 class _Worker:
     def __init__(self, context, payload):
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(child, payload), daemon=True,
-                                       name="ksdnumba-sweep-worker")
+        self.process = context.Process(
+            target=_worker_main, args=(child, payload), daemon=True, name="ksdnumba-sweep-worker"
+        )
         self.process.start()
         child.close()
         self.ready = False
@@ -191,7 +204,7 @@ def _bury(w, queue, deaths, on_done) -> None:
         raise RuntimeError(
             f"a sweep worker process exited with code {code} while starting, before it "
             "could run a fit. If your script calls kn.sweep at module level, put that code "
-            "under `if __name__ == \"__main__\":` (each worker imports the script); "
+            'under `if __name__ == "__main__":` (each worker imports the script); '
             "otherwise run with client=None to see the error in this process"
         )
     if w.task is None:
@@ -202,10 +215,14 @@ def _bury(w, queue, deaths, on_done) -> None:
         queue.put_back(w.task)
         return
     queue.finished(index)
-    on_done(index, failed(
-        f"WorkerDied: the worker process died {deaths[index]} times while running this fit "
-        f"(last exit code {code})"
-    ), False)
+    on_done(
+        index,
+        failed(
+            f"WorkerDied: the worker process died {deaths[index]} times while running this fit "
+            f"(last exit code {code})"
+        ),
+        False,
+    )
 
 
 def _stop(workers) -> None:

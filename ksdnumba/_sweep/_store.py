@@ -20,8 +20,18 @@ from .._result import SamplingResult
 FORMAT = 1
 _RESULT_ARRAYS = ("x", "history", "trajectory", "times")
 _RESULT_SCALARS = ("fun", "nit", "nfev", "success", "status", "message")
-_RESULT_ORDER = ("x", "fun", "nit", "nfev", "success", "status", "message", "history",
-                 "trajectory", "times")
+_RESULT_ORDER = (
+    "x",
+    "fun",
+    "nit",
+    "nfev",
+    "success",
+    "status",
+    "message",
+    "history",
+    "trajectory",
+    "times",
+)
 _KEEP_RANK = {"none": 0, "x": 1, "all": 2}
 
 

@@ -123,8 +123,7 @@ def initial_particles(config: dict, d: int, inits: dict) -> np.ndarray:
     x0 = np.asarray(make(config["n"], d, np.random.default_rng(config["seed"])), dtype=float)
     if x0.shape != (config["n"], d):
         raise ValueError(
-            f"init {name!r} returned shape {x0.shape}; it must return (n, d) = "
-            f"({config['n']}, {d})"
+            f"init {name!r} returned shape {x0.shape}; it must return (n, d) = ({config['n']}, {d})"
         )
     return x0
 
@@ -139,8 +138,9 @@ def _dimension(config: dict, target, name: str) -> int:
     return int(d)
 
 
-def run_fit(config: dict, target, inits: dict, keep: str, yardstick: dict | None,
-            threads: int | None) -> dict:
+def run_fit(
+    config: dict, target, inits: dict, keep: str, yardstick: dict | None, threads: int | None
+) -> dict:
     """Run one configuration; return its record. Never raises for a failed fit.
 
     The record holds ``fun`` (the method's own final value, what it minimised),
@@ -169,9 +169,20 @@ def run_fit(config: dict, target, inits: dict, keep: str, yardstick: dict | None
 
 def failed(error: str) -> dict:
     """The record of a fit that produced nothing."""
-    return {"fun": float("nan"), "ksd2": float("nan"), "nit": None, "nfev": None,
-            "success": False, "status": None, "message": "", "time": float("nan"),
-            "threads": None, "error": error, "x": None, "result": None}
+    return {
+        "fun": float("nan"),
+        "ksd2": float("nan"),
+        "nit": None,
+        "nfev": None,
+        "success": False,
+        "status": None,
+        "message": "",
+        "time": float("nan"),
+        "threads": None,
+        "error": error,
+        "x": None,
+        "result": None,
+    }
 
 
 def _fit(config, target, inits, keep, yardstick):
@@ -187,9 +198,11 @@ def _fit(config, target, inits, keep, yardstick):
         res = METHODS[method](x0, samples, store=store, **kwargs)
     else:
         res = METHODS[method](x0, target, store=store, **kwargs)
-    ruler = dict(yardstick) if yardstick is not None else {
-        k: kwargs[k] for k in ("kernel", "bw", "beta") if k in kwargs
-    }
+    ruler = (
+        dict(yardstick)
+        if yardstick is not None
+        else {k: kwargs[k] for k in ("kernel", "bw", "beta") if k in kwargs}
+    )
     if isinstance(ruler.get("bw"), str):
         # "median" as the fits resolve it: once, at the initial particles.
         ruler["bw"] = resolve_bw(ruler["bw"], x0)

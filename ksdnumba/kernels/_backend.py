@@ -99,8 +99,12 @@ def resolve_backend(backend, n_pairs=None, d=None):
                 "falls back to the CPU by itself)."
             )
         return "cuda"
-    if (n_pairs is not None and n_pairs >= AUTO_CUDA_MIN_PAIRS
-            and (d is None or d <= AUTO_CUDA_MAX_D) and _cuda_available()):
+    if (
+        n_pairs is not None
+        and n_pairs >= AUTO_CUDA_MIN_PAIRS
+        and (d is None or d <= AUTO_CUDA_MAX_D)
+        and _cuda_available()
+    ):
         return "cuda"
     return "cpu"
 

@@ -46,14 +46,21 @@ def linear_stein_block(x, s, rows, cols):
     x = np.asarray(x, dtype=np.float64)
     s = np.asarray(s, dtype=np.float64)
     sx = np.einsum("ij,ij->i", s, x)
-    return ((x[rows] @ x[cols].T) * (s[rows] @ s[cols].T) + sx[rows][:, None]
-            + sx[cols][None, :] + x.shape[1])
+    return (
+        (x[rows] @ x[cols].T) * (s[rows] @ s[cols].T)
+        + sx[rows][:, None]
+        + sx[cols][None, :]
+        + x.shape[1]
+    )
 
 
 def linear_stein_diagonal(x, s):
     """``k_p(x_i, x_i) = |x_i|^2 |s_i|^2 + 2 s_i . x_i + d`` for each particle."""
-    return (np.einsum("ij,ij->i", x, x) * np.einsum("ij,ij->i", s, s)
-            + 2.0 * np.einsum("ij,ij->i", s, x) + x.shape[1])
+    return (
+        np.einsum("ij,ij->i", x, x) * np.einsum("ij,ij->i", s, s)
+        + 2.0 * np.einsum("ij,ij->i", s, x)
+        + x.shape[1]
+    )
 
 
 def radial_diagonal(kind, beta, sT, trace):

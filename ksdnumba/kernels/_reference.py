@@ -149,9 +149,11 @@ def mmd2(x, y, bw):
     :math:`\overline{k(x, x)} - 2 \overline{k(x, y)} + \overline{k(y, y)}`, each the
     mean of the kernel over all pairs.
     """
-    return (gaussian_kernel_matrix(x, x, bw)[0].mean()
-            - 2 * gaussian_kernel_matrix(x, y, bw)[0].mean()
-            + gaussian_kernel_matrix(y, y, bw)[0].mean())
+    return (
+        gaussian_kernel_matrix(x, x, bw)[0].mean()
+        - 2 * gaussian_kernel_matrix(x, y, bw)[0].mean()
+        + gaussian_kernel_matrix(y, y, bw)[0].mean()
+    )
 
 
 def mmd2_grad(x, y, bw):
@@ -214,7 +216,9 @@ def preconditioned_stein_matrix(kernel, x, s, L, y=None, sy=None):
 
 
 def metric_stein_matrix(kernel, x, s, L, beta=0.5, y=None, sy=None):
-    r"""``K[i, j] = k_p(x_i, y_j)`` for a base kernel :math:`\phi(u^\top L u)` (``y = x`` by default).
+    r"""``K[i, j] = k_p(x_i, y_j)`` for a base kernel :math:`\phi(u^\top L u)`.
+
+    ``y = x`` by default.
 
     Gaussian :math:`\phi(\rho) = e^{-\rho / 2}`, IMQ :math:`(1 + \rho)^{-\beta}`;
     with :math:`a = u^\top L^2 u`, :math:`b = (s_x - s_y)^\top L u`,
@@ -256,7 +260,6 @@ def greedy_thinning(K, m, lap=None, logp=None, lam=0.0):
     K_{i, i_s} + \Delta_i - \lambda t \log p_i` (``np.argmin``: the lowest index
     among ties); ``totals[t-1]`` is the sum of ``K`` over the first ``t`` picks.
     """
-    n = K.shape[0]
     running = np.diag(K).copy()
     idx = []
     for t in range(1, m + 1):

@@ -30,7 +30,6 @@ class Target(Protocol):
     def hvp(self, x: np.ndarray, v: np.ndarray) -> np.ndarray: ...
 
 
-
 def _readonly(arr: np.ndarray) -> np.ndarray:
     # The precomputed factors would silently go stale if a user edited these in place.
     arr.flags.writeable = False
@@ -41,7 +40,6 @@ def _logsumexp0(a: np.ndarray) -> np.ndarray:
     """``log(sum(exp(a), axis=0))`` without overflow or 0/0 far from the modes."""
     top = a.max(axis=0)
     return top + np.log(np.exp(a - top).sum(axis=0))
-
 
 
 class ScoreFunction:
@@ -104,13 +102,11 @@ class ScoreFunction:
     ) -> None:
         if not callable(score):
             raise TypeError(
-                "score must be callable, score(x) -> (n, d), got "
-                f"{type(score).__name__}"
+                f"score must be callable, score(x) -> (n, d), got {type(score).__name__}"
             )
         if hvp is not None and not callable(hvp):
             raise TypeError(
-                "hvp must be None or callable, hvp(x, v) -> (n, d), got "
-                f"{type(hvp).__name__}"
+                f"hvp must be None or callable, hvp(x, v) -> (n, d), got {type(hvp).__name__}"
             )
         self._score = score
         self._hvp = hvp
@@ -200,8 +196,7 @@ class ScoreFunction:
         x = np.asarray(x)
         if x.ndim != 2:
             raise ValueError(
-                f"x must be a 2-D array of shape (n, d), got {x.ndim}-D with shape "
-                f"{x.shape}"
+                f"x must be a 2-D array of shape (n, d), got {x.ndim}-D with shape {x.shape}"
             )
         v = check_directions(v, x)
         if self._hvp is not None:

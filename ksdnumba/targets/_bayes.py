@@ -115,9 +115,7 @@ class BayesianLogisticRegression:
     [[0.5  1.75 1.99]]
     """
 
-    def __init__(
-        self, X: ArrayLike, y: ArrayLike, *, a0: float = 1.0, b0: float = 0.01
-    ) -> None:
+    def __init__(self, X: ArrayLike, y: ArrayLike, *, a0: float = 1.0, b0: float = 0.01) -> None:
         X = check_design(X)
         self.X = _readonly(X)
         self.y = _readonly(check_binary_labels(y, X.shape[0]))
@@ -318,8 +316,7 @@ class BayesianLogisticRegression:
         X = check_design(X)
         if X.shape[1] != self.n_features:
             raise ValueError(
-                f"X has {X.shape[1]} columns but the model has n_features="
-                f"{self.n_features}"
+                f"X has {X.shape[1]} columns but the model has n_features={self.n_features}"
             )
         from scipy.special import expit
 
@@ -486,9 +483,7 @@ class BayesianICA:
     [[-1.5  0.   0.   0. ]]
     """
 
-    def __init__(
-        self, X: ArrayLike, *, sigma: float = 1.0, likelihood_weight: float = 1.0
-    ) -> None:
+    def __init__(self, X: ArrayLike, *, sigma: float = 1.0, likelihood_weight: float = 1.0) -> None:
         X = check_design(X)
         self.X = _readonly(X)
         self.sigma = check_bw(sigma, "sigma")
@@ -606,9 +601,7 @@ class BayesianICA:
         """
         return self.score_and_hvp(w)[1](v)
 
-    def score_and_hvp(
-        self, w: ArrayLike
-    ) -> tuple[np.ndarray, Callable[[ArrayLike], np.ndarray]]:
+    def score_and_hvp(self, w: ArrayLike) -> tuple[np.ndarray, Callable[[ArrayLike], np.ndarray]]:
         """Score at `w`, and a function ``v -> hvp(w, v)`` that reuses its work.
 
         Both need :math:`W x_t` for every particle and observation, and

@@ -566,8 +566,7 @@ class Gaussian(GaussianMixture):
         mean = np.array(mean, dtype=np.float64)
         if mean.ndim != 1 or mean.size == 0:
             raise ValueError(
-                "mean must be a non-empty 1-D array of shape (n_dims,), got shape "
-                f"{mean.shape}"
+                f"mean must be a non-empty 1-D array of shape (n_dims,), got shape {mean.shape}"
             )
         if not np.all(np.isfinite(mean)):
             raise ValueError("mean contains non-finite values (NaN or inf)")
@@ -623,6 +622,4 @@ class Gaussian(GaussianMixture):
         return Gaussian(self.mean, self.covariance / beta)
 
     def __repr__(self) -> str:
-        return (
-            f"Gaussian(n_dims={self.n_dims}, covariance_type={self.covariance_type!r})"
-        )
+        return f"Gaussian(n_dims={self.n_dims}, covariance_type={self.covariance_type!r})"

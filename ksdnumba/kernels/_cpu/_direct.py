@@ -47,8 +47,8 @@ def _pair_block(i, xT, sT, j0, m, r2, S, Du):
     for k in range(d):
         xik = xT[k, i]
         sik = sT[k, i]
-        xk = xT[k, j0:j0 + m]
-        sk = sT[k, j0:j0 + m]
+        xk = xT[k, j0 : j0 + m]
+        sk = sT[k, j0 : j0 + m]
         for jj in range(m):
             u = xik - xk[jj]
             r2[jj] += u * u
@@ -130,6 +130,7 @@ def _imq_power(inv_h, beta, m, r2, P, Q, C):
 @overload(_imq_power, jit_options={"fastmath": _FASTMATH, "error_model": "numpy"})
 def _imq_power_overload(inv_h, beta, m, r2, P, Q, C):
     if r2.dtype == types.float64:
+
         def power(inv_h, beta, m, r2, P, Q, C):
             for jj in range(m):
                 C[jj] = 1.0 + inv_h * r2[jj]  # q, until the caller fills C
@@ -138,6 +139,7 @@ def _imq_power_overload(inv_h, beta, m, r2, P, Q, C):
                 Q[jj] = 1.0 / C[jj]
             for jj in range(m):
                 P[jj] = _exp_scalar(-beta * P[jj])
+
         return power
 
     def power_any(inv_h, beta, m, r2, P, Q, C):
@@ -145,6 +147,7 @@ def _imq_power_overload(inv_h, beta, m, r2, P, Q, C):
             q = 1.0 + inv_h * r2[jj]
             P[jj] = np.exp(-beta * np.log(q))
             Q[jj] = 1.0 / q
+
     return power_any
 
 
@@ -202,8 +205,9 @@ def _gaussian_row_2d(i, xT, sT, inv_h, gx, gs):
             d1 = si1 - t1[j]
             r2 = u0 * u0 + u1 * u1
             p = fexp(c_exp * r2)
-            k_p = p * (si0 * t0[j] + si1 * t1[j] + (d0 * u0 + d1 * u1) * inv_h + two_inv_h
-                       - r2 * inv_h2)
+            k_p = p * (
+                si0 * t0[j] + si1 * t1[j] + (d0 * u0 + d1 * u1) * inv_h + two_inv_h - r2 * inv_h2
+            )
             bt += k_p
             c = neg_two_inv_h2 * p - inv_h * k_p
             q = p * inv_h
@@ -334,8 +338,8 @@ def _radial_row(i, xT, sT, kind, bw, beta, gx, gs, buf):
         for k in range(d):
             xik = xT[k, i]
             sik = sT[k, i]
-            xk = xT[k, j0:j0 + m]
-            sk = sT[k, j0:j0 + m]
+            xk = xT[k, j0 : j0 + m]
+            sk = sT[k, j0 : j0 + m]
             acc_x = zero
             acc_s = zero
             if kind == GAUSSIAN:  # Q = P / h, not stored
@@ -376,7 +380,6 @@ def _radial_row_value(i, xT, sT, kind, bw, beta, buf):
 def _scratch(n, xT):
     """Six blocks of pair quantities in the dtype of ``xT``."""
     return np.empty((6, min(n, _BLOCK)), xT.dtype)
-
 
 
 # The drivers are threaded/serial twins compiled from one body (._twins.twin):
@@ -458,7 +461,7 @@ def _gaussian_cross_row(i, xT, yT, wT, bw, gx, gw, buf):
             r2[jj] = 0.0
         for k in range(d):
             xik = xT[k, i]
-            yk = yT[k, j0:j0 + m]
+            yk = yT[k, j0 : j0 + m]
             for jj in range(m):
                 u = xik - yk[jj]
                 r2[jj] += u * u
@@ -469,13 +472,13 @@ def _gaussian_cross_row(i, xT, yT, wT, bw, gx, gw, buf):
         total += block_total
         for k in range(d):
             xik = xT[k, i]
-            yk = yT[k, j0:j0 + m]
+            yk = yT[k, j0 : j0 + m]
             acc = 0.0
             for jj in range(m):
                 acc += p0[jj] * (xik - yk[jj])
             gx[i, k] += acc
         for k in range(dw):
-            wk = wT[k, j0:j0 + m]
+            wk = wT[k, j0 : j0 + m]
             acc = 0.0
             for jj in range(m):
                 acc += p0[jj] * wk[jj]

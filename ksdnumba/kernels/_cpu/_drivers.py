@@ -36,8 +36,7 @@ def _n_chunks(n):
 
 def _transposed(x, s, dtype=np.float64):
     """``x.T`` and ``s.T``, contiguous, in the dtype the rows compute in."""
-    return (np.ascontiguousarray(x.T, dtype=dtype),
-            np.ascontiguousarray(s.T, dtype=dtype))
+    return (np.ascontiguousarray(x.T, dtype=dtype), np.ascontiguousarray(s.T, dtype=dtype))
 
 
 # float32 particles make the direct rows compute in float32 from this many on.
@@ -93,8 +92,9 @@ def _tile_dtype(x):
 def _radial_sums(kind, x, s, bw, beta, parallel, path=None):
     n, d = x.shape
     if _choose_path(n, d, True, path) == "tiled":
-        return tiled_radial_sums(kind, x, s, bw, beta, True, _use_parallel(n, parallel),
-                                 _tile_dtype(x))
+        return tiled_radial_sums(
+            kind, x, s, bw, beta, True, _use_parallel(n, parallel), _tile_dtype(x)
+        )
     xT, sT = _transposed(x, s, _row_dtype(x, kind, beta))
     gx = np.empty(x.shape)
     gs = np.empty(x.shape)
@@ -108,8 +108,9 @@ def _radial_sums(kind, x, s, bw, beta, parallel, path=None):
 def _radial_total(kind, x, s, bw, beta, parallel, path=None):
     n, d = x.shape
     if _choose_path(n, d, False, path) == "tiled":
-        return tiled_radial_sums(kind, x, s, bw, beta, False, _use_parallel(n, parallel),
-                                 _tile_dtype(x))
+        return tiled_radial_sums(
+            kind, x, s, bw, beta, False, _use_parallel(n, parallel), _tile_dtype(x)
+        )
     xT, sT = _transposed(x, s, _row_dtype(x, kind, beta))
     if _use_parallel(n, parallel):
         return radial_total_parallel(xT, sT, kind, bw, beta, _n_chunks(n))
@@ -204,8 +205,7 @@ def _gaussian_cross(x, y, w, bw, parallel, path=None):
         return tiled_gaussian_cross(x, y, w, bw, par, _tile_dtype(x))
     xT = np.ascontiguousarray(x.T, dtype=np.float64)
     yT = xT if y is x else np.ascontiguousarray(y.T, dtype=np.float64)
-    wT = (np.empty((0, yT.shape[1])) if w is None
-          else np.ascontiguousarray(w.T, dtype=np.float64))
+    wT = np.empty((0, yT.shape[1])) if w is None else np.ascontiguousarray(w.T, dtype=np.float64)
     n = x.shape[0]
     gx = np.empty((n, x.shape[1]))
     gw = np.empty((n, wT.shape[0]))
@@ -288,4 +288,3 @@ def gaussian_svgd_direction(x, s, bw, parallel=None, path=None):
     gx += gs
     gx *= 1.0 / n
     return gx
-

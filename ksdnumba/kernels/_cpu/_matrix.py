@@ -126,14 +126,40 @@ class Layout:
         if self.mode == DIAG:
             self.Y = _aligned((n, d), self.dtype)
             self.n2 = np.empty(n)
-        self.alpha2 = _gram_layout(x, s, self.weights, self.mode == ISO, self.X, self.Y, self.S,
-                                   self.Z, self.n1, self.n2, self.av)
+        self.alpha2 = _gram_layout(
+            x,
+            s,
+            self.weights,
+            self.mode == ISO,
+            self.X,
+            self.Y,
+            self.S,
+            self.Z,
+            self.n1,
+            self.n2,
+            self.av,
+        )
 
     def arrays(self):
         """The arguments of the compiled tile functions, in their order."""
-        return (self.mode, self.kind, self.beta, self.X, self.Y, self.S, self.Z, self.xT,
-                self.sT, self.n1, self.n2, self.av, self.weights, self.lam, self.trace,
-                self.alpha2)
+        return (
+            self.mode,
+            self.kind,
+            self.beta,
+            self.X,
+            self.Y,
+            self.S,
+            self.Z,
+            self.xT,
+            self.sT,
+            self.n1,
+            self.n2,
+            self.av,
+            self.weights,
+            self.lam,
+            self.trace,
+            self.alpha2,
+        )
 
 
 @njit(cache=True)
@@ -269,8 +295,9 @@ def _imq_half_row(i, bj, jdiag, Gx, Gs, Gz, n1, av, alpha2, I0, J0, lam, trace, 
 
 
 @njit(**_KERNEL)
-def _generic_gram_row(mode, kind, beta, i, bj, jdiag, Gx, Gy, Gs, Gz, n1, n2, av, alpha2, I0,
-                      J0, lam, trace, out, buf):
+def _generic_gram_row(
+    mode, kind, beta, i, bj, jdiag, Gx, Gy, Gs, Gz, n1, n2, av, alpha2, I0, J0, lam, trace, out, buf
+):
     """Row ``i`` of a tile from its Gram rows through :func:`._profiles.profile_row`.
 
     Isotropic (``mode == ISO``, three products) or diagonal (four); computed in
@@ -345,8 +372,9 @@ def _grams(I0, bi, J0, bj, mode, X, Y, S, Z, F):
 
 
 @njit(**_KERNEL)
-def _rows(I0, bi, J0, bj, mode, kind, beta, xT, sT, n1, n2, av, weights, lam, trace, alpha2, F,
-          Ht, buf):
+def _rows(
+    I0, bi, J0, bj, mode, kind, beta, xT, sT, n1, n2, av, weights, lam, trace, alpha2, F, Ht, buf
+):
     """Tile ``H[I0:I0 + bi, J0:J0 + bj]`` into ``Ht`` from the Gram tiles of :func:`_grams`
     (or, ``mode == DIRECT``, from the points), for the metric ``weights`` (``lam``
     when isotropic, ``trace`` their sum)."""
@@ -378,8 +406,28 @@ def _rows(I0, bi, J0, bj, mode, kind, beta, xT, sT, n1, n2, av, weights, lam, tr
         elif mode == ISO and kind == IMQ and beta == 0.5:
             _imq_half_row(i, bj, jdiag, Gx, Gs, Gz, n1, av, alpha2, I0, J0, lam, trace, Ht)
         else:
-            _generic_gram_row(mode, kind, beta, i, bj, jdiag, Gx, Gy, Gs, Gz, n1, n2, av, alpha2,
-                              I0, J0, lam, trace, Ht, buf)
+            _generic_gram_row(
+                mode,
+                kind,
+                beta,
+                i,
+                bj,
+                jdiag,
+                Gx,
+                Gy,
+                Gs,
+                Gz,
+                n1,
+                n2,
+                av,
+                alpha2,
+                I0,
+                J0,
+                lam,
+                trace,
+                Ht,
+                buf,
+            )
 
 
 @njit(**_KERNEL)
@@ -387,8 +435,27 @@ def _fill(I0, bi, J0, bj, layout, F, Ht, buf):
     """Tile ``H[I0:I0 + bi, J0:J0 + bj]`` into ``Ht`` (``bi x bj``, the tiles' dtype)."""
     mode, kind, beta, X, Y, S, Z, xT, sT, n1, n2, av, weights, lam, trace, alpha2 = layout
     _grams(I0, bi, J0, bj, mode, X, Y, S, Z, F)
-    _rows(I0, bi, J0, bj, mode, kind, beta, xT, sT, n1, n2, av, weights, lam, trace, alpha2, F,
-          Ht, buf)
+    _rows(
+        I0,
+        bi,
+        J0,
+        bj,
+        mode,
+        kind,
+        beta,
+        xT,
+        sT,
+        n1,
+        n2,
+        av,
+        weights,
+        lam,
+        trace,
+        alpha2,
+        F,
+        Ht,
+        buf,
+    )
 
 
 # --------------------------------------------------------------------------- products
@@ -446,8 +513,7 @@ def _pair_products(I0, bi, J0, bj, layout, W, out, lower, F, Hf, T, buf):
     n_cols, n, B = W.shape
     same = I0 == J0
     if n_cols == 1 and B == 1:
-        _add_matvec(Ht, bi, bj, W[0].reshape(n), out[0].reshape(n), I0, J0, not same, lower,
-                    buf[0])
+        _add_matvec(Ht, bi, bj, W[0].reshape(n), out[0].reshape(n), I0, J0, not same, lower, buf[0])
         return
     if lower and same:
         for i in range(bi):
@@ -486,12 +552,36 @@ def _products_body(layout, W, out, lower, tile, F, Hf, T, buf):
                     p = q = k
                 I0 = p * tile
                 J0 = q * tile
-                _pair_products(I0, min(tile, n - I0), J0, min(tile, n - J0), layout, W, out,
-                               lower, F[c], Hf[c], T[c], buf[c])
+                _pair_products(
+                    I0,
+                    min(tile, n - I0),
+                    J0,
+                    min(tile, n - J0),
+                    layout,
+                    W,
+                    out,
+                    lower,
+                    F[c],
+                    Hf[c],
+                    T[c],
+                    buf[c],
+                )
                 if r == m - 1 and k + half < nb:
                     I0 = (k + half) * tile
-                    _pair_products(I0, min(tile, n - I0), I0, min(tile, n - I0), layout, W, out,
-                                   lower, F[c], Hf[c], T[c], buf[c])
+                    _pair_products(
+                        I0,
+                        min(tile, n - I0),
+                        I0,
+                        min(tile, n - I0),
+                        layout,
+                        W,
+                        out,
+                        lower,
+                        F[c],
+                        Hf[c],
+                        T[c],
+                        buf[c],
+                    )
 
 
 @njit(**_KERNEL)
@@ -510,8 +600,9 @@ def _lower_row_tile(I, layout, W, out, tile, F, Hf, T, buf):
                 for j in range(i, bj):
                     Ht[i, j] = 0.0
         if n_cols == 1 and B == 1:
-            _add_matvec(Ht, bi, bj, W[0].reshape(n), out[0].reshape(n), i0, j0, False, False,
-                        buf[0])
+            _add_matvec(
+                Ht, bi, bj, W[0].reshape(n), out[0].reshape(n), i0, j0, False, False, buf[0]
+            )
         else:
             for q in range(n_cols):
                 t1 = T[: bi * B].reshape((bi, B))
@@ -576,11 +667,13 @@ def products(layout, W, lower=False, parallel=None, tile=_TILE):
     threaded = parallel and n_chunks > 1
     with single_threaded_blas():
         if lower:
-            (_lower_parallel if threaded else _lower_serial)(layout.arrays(), Wc, out, tile, F,
-                                                            Hf, T, buf)
+            (_lower_parallel if threaded else _lower_serial)(
+                layout.arrays(), Wc, out, tile, F, Hf, T, buf
+            )
         else:
-            (_products_parallel if threaded else _products_serial)(layout.arrays(), Wc, out,
-                                                                  False, tile, F, Hf, T, buf)
+            (_products_parallel if threaded else _products_serial)(
+                layout.arrays(), Wc, out, False, tile, F, Hf, T, buf
+            )
     return _from_columns(out, B)
 
 
@@ -627,8 +720,27 @@ def _forms_row_tile(I, layout, metrics, W, tile, partial, F, Hf, G, buf):
         factor = 1.0 if J == I else 2.0
         _grams(i0, ni, j0, nj, mode, X, Y, S, Z, F)
         for k in range(lams.shape[0]):
-            _rows(i0, ni, j0, nj, mode, kind, beta, xT, sT, n1, n2, av, weights[k], lams[k],
-                  traces[k], alpha2, F, Ht, buf)
+            _rows(
+                i0,
+                ni,
+                j0,
+                nj,
+                mode,
+                kind,
+                beta,
+                xT,
+                sT,
+                n1,
+                n2,
+                av,
+                weights[k],
+                lams[k],
+                traces[k],
+                alpha2,
+                F,
+                Ht,
+                buf,
+            )
             for q in range(n_cols):
                 Wq = W[q]
                 np.dot(Ht, Wq[j0 : j0 + nj], Gs)
@@ -649,12 +761,14 @@ def _forms_body(layout, metrics, W, tile, partial, F, Hf, G, buf):
     for c in prange(n_chunks):
         for task in range(c, n_tasks, n_chunks):
             first = np.int64(task)
-            _forms_row_tile(first, layout, metrics, W, tile, partial[:, first], F[c], Hf[c], G[c],
-                            buf[c])
+            _forms_row_tile(
+                first, layout, metrics, W, tile, partial[:, first], F[c], Hf[c], G[c], buf[c]
+            )
             last = nb - 1 - first
             if last != first:
-                _forms_row_tile(last, layout, metrics, W, tile, partial[:, last], F[c], Hf[c],
-                                G[c], buf[c])
+                _forms_row_tile(
+                    last, layout, metrics, W, tile, partial[:, last], F[c], Hf[c], G[c], buf[c]
+                )
 
 
 _forms_parallel = twin(_forms_body, "_forms_parallel", parallel=True)

@@ -40,5 +40,8 @@ def single_threaded_blas():
 
 def blas_thread_counts():
     """``{filepath: num_threads}`` of every BLAS library the process has loaded."""
-    return {lib.filepath: lib.num_threads for lib in _controller().lib_controllers
-            if lib.user_api == "blas"}
+    return {
+        lib.filepath: lib.num_threads
+        for lib in _controller().lib_controllers
+        if lib.user_api == "blas"
+    }

@@ -88,6 +88,8 @@ def _tile_rows(dtype, d):
     if np.dtype(dtype) == np.float32 and d >= _TILE32_WIDE_MIN_D:
         return _TILE32_WIDE
     return _TILE
+
+
 _ALIGN = 64
 
 
@@ -95,8 +97,11 @@ _ALIGN = 64
 def _gram_tiles(F, bi, bj):
     """The three Gram tiles ``X_I X_J^T``, ``S_I S_J^T``, ``Z_I Z_J^T`` in the scratch ``F``."""
     m = bi * bj
-    return (F[:m].reshape((bi, bj)), F[m:2 * m].reshape((bi, bj)),
-            F[2 * m:3 * m].reshape((bi, bj)))
+    return (
+        F[:m].reshape((bi, bj)),
+        F[m : 2 * m].reshape((bi, bj)),
+        F[2 * m : 3 * m].reshape((bi, bj)),
+    )
 
 
 @njit(cache=True)
@@ -108,7 +113,7 @@ def _row_views(i, bj, Gt, Ht, Nt, nx, a, J0):
     negative indices made LLVM load the partners one by one (gathers, 2-3 times
     slower).
     """
-    return Gt[i], Ht[i], Nt[i], nx[J0:J0 + bj], a[J0:J0 + bj]
+    return Gt[i], Ht[i], Nt[i], nx[J0 : J0 + bj], a[J0 : J0 + bj]
 
 
 @njit(**_KERNEL)
@@ -131,8 +136,7 @@ def _tile_pass(i, bj, same, Gt, Ht, Nt, nx, a, alpha2, I0, J0, rb):
 
 
 @njit(**_KERNEL)
-def _gaussian_tile_row(i, bj, same, Gt, Ht, Nt, nx, a, alpha2, I0, J0, inv_h, d, grad, Pt,
-                       Ct):
+def _gaussian_tile_row(i, bj, same, Gt, Ht, Nt, nx, a, alpha2, I0, J0, inv_h, d, grad, Pt, Ct):
     """Row ``i`` of a Gaussian tile in one loop: value, ``P``, ``C``, their sums.
 
     The formulas of :func:`._direct._gaussian_block`, read straight from the Gram
@@ -191,8 +195,7 @@ def _gaussian_tile_row(i, bj, same, Gt, Ht, Nt, nx, a, alpha2, I0, J0, inv_h, d,
 
 
 @njit(**_KERNEL)
-def _imq_half_tile_row(i, bj, same, Gt, Ht, Nt, nx, a, alpha2, I0, J0, inv_h, d, grad, Pt,
-                       Qt, Ct):
+def _imq_half_tile_row(i, bj, same, Gt, Ht, Nt, nx, a, alpha2, I0, J0, inv_h, d, grad, Pt, Qt, Ct):
     """Row ``i`` of an IMQ tile with beta = 1/2 in one loop: value, ``P``, ``Q``, ``C``.
 
     The formulas of :func:`._direct._imq_block` (``phi = w^(1/2)``,
@@ -309,8 +312,35 @@ def _add_rows(acc, r0, tv):
 
 
 @njit(**_KERNEL)
-def _tile_pair(I0, bi, J0, bj, grad, Xd, Sd, Zd, alpha2, W, nx, a, kind, inv_h, beta, F, Pf,
-               Qf, Cf, rb, cols, tmp, acc1, acc2, acc3, sums, both):
+def _tile_pair(
+    I0,
+    bi,
+    J0,
+    bj,
+    grad,
+    Xd,
+    Sd,
+    Zd,
+    alpha2,
+    W,
+    nx,
+    a,
+    kind,
+    inv_h,
+    beta,
+    F,
+    Pf,
+    Qf,
+    Cf,
+    rb,
+    cols,
+    tmp,
+    acc1,
+    acc2,
+    acc3,
+    sums,
+    both,
+):
     """All pairs of tiles ``I`` and ``J``; with ``both``, the sums of rows ``J`` too.
 
     Returns the sum of ``k_p`` over the pairs of ``I x J`` and, with ``both``
@@ -322,25 +352,27 @@ def _tile_pair(I0, bi, J0, bj, grad, Xd, Sd, Zd, alpha2, W, nx, a, kind, inv_h, 
     same = I0 == J0
     gaussian = kind == GAUSSIAN
     Gt, Ht, Nt = _gram_tiles(F, bi, bj)
-    np.dot(Xd[I0:I0 + bi], Xd[J0:J0 + bj].T, Gt)
-    np.dot(Sd[I0:I0 + bi], Sd[J0:J0 + bj].T, Ht)
-    np.dot(Zd[I0:I0 + bi], Zd[J0:J0 + bj].T, Nt)
-    Pt = Pf[:bi * bj].reshape((bi, bj))
-    Qt = Qf[:bi * bj].reshape((bi, bj))
-    Ct = Cf[:bi * bj].reshape((bi, bj))
+    np.dot(Xd[I0 : I0 + bi], Xd[J0 : J0 + bj].T, Gt)
+    np.dot(Sd[I0 : I0 + bi], Sd[J0 : J0 + bj].T, Ht)
+    np.dot(Zd[I0 : I0 + bi], Zd[J0 : J0 + bj].T, Nt)
+    Pt = Pf[: bi * bj].reshape((bi, bj))
+    Qt = Qf[: bi * bj].reshape((bi, bj))
+    Ct = Cf[: bi * bj].reshape((bi, bj))
     r2, S, Du, P, Q, C = rb[0], rb[1], rb[2], rb[3], rb[4], rb[5]
     total = 0.0
     if gaussian:
         for i in range(bi):
-            t, sc, sp = _gaussian_tile_row(i, bj, same, Gt, Ht, Nt, nx, a, alpha2, I0, J0,
-                                           inv_h, d, grad, Pt, Ct)
+            t, sc, sp = _gaussian_tile_row(
+                i, bj, same, Gt, Ht, Nt, nx, a, alpha2, I0, J0, inv_h, d, grad, Pt, Ct
+            )
             total += t
             sums[0, I0 + i] += sc
             sums[1, I0 + i] += sp * inv_h
     elif beta == 0.5:  # a square root instead of a log and an exp
         for i in range(bi):
-            t, sc, sq = _imq_half_tile_row(i, bj, same, Gt, Ht, Nt, nx, a, alpha2, I0, J0,
-                                           inv_h, d, grad, Pt, Qt, Ct)
+            t, sc, sq = _imq_half_tile_row(
+                i, bj, same, Gt, Ht, Nt, nx, a, alpha2, I0, J0, inv_h, d, grad, Pt, Qt, Ct
+            )
             total += t
             sums[0, I0 + i] += sc
             sums[1, I0 + i] += sq
@@ -359,14 +391,14 @@ def _tile_pair(I0, bi, J0, bj, grad, Xd, Sd, Zd, alpha2, W, nx, a, kind, inv_h, 
     # Rows I: C X_J, Q' [S_J | X_J] (Q' = P for the Gaussian, scaled at the end)
     # and, for IMQ, P S_J.
     Qs = Pt if gaussian else Qt
-    t1 = tmp[:bi * d].reshape((bi, d))
-    np.dot(Ct, Xd[J0:J0 + bj], t1)
+    t1 = tmp[: bi * d].reshape((bi, d))
+    np.dot(Ct, Xd[J0 : J0 + bj], t1)
     _add_rows(acc1, I0, t1)
-    t2 = tmp[:bi * 2 * d].reshape((bi, 2 * d))
-    np.dot(Qs, W[J0:J0 + bj], t2)
+    t2 = tmp[: bi * 2 * d].reshape((bi, 2 * d))
+    np.dot(Qs, W[J0 : J0 + bj], t2)
     _add_rows(acc2, I0, t2)
     if not gaussian:
-        np.dot(Pt, Sd[J0:J0 + bj], t1)
+        np.dot(Pt, Sd[J0 : J0 + bj], t1)
         _add_rows(acc3, I0, t1)
     if same or not both:
         return total
@@ -378,14 +410,14 @@ def _tile_pair(I0, bi, J0, bj, grad, Xd, Sd, Zd, alpha2, W, nx, a, kind, inv_h, 
     for j in range(bj):
         sums[0, J0 + j] += cols[0, j]
         sums[1, J0 + j] += cols[1, j]
-    u1 = tmp[:bj * d].reshape((bj, d))
-    np.dot(Ct.T, Xd[I0:I0 + bi], u1)
+    u1 = tmp[: bj * d].reshape((bj, d))
+    np.dot(Ct.T, Xd[I0 : I0 + bi], u1)
     _add_rows(acc1, J0, u1)
-    u2 = tmp[:bj * 2 * d].reshape((bj, 2 * d))
-    np.dot(Qs.T, W[I0:I0 + bi], u2)
+    u2 = tmp[: bj * 2 * d].reshape((bj, 2 * d))
+    np.dot(Qs.T, W[I0 : I0 + bi], u2)
     _add_rows(acc2, J0, u2)
     if not gaussian:
-        np.dot(Pt.T, Sd[I0:I0 + bi], u1)
+        np.dot(Pt.T, Sd[I0 : I0 + bi], u1)
         _add_rows(acc3, J0, u1)
     return total
 
@@ -398,8 +430,30 @@ def _round_pair(r, k, m):
     return (r + k) % (m - 1), (r - k + m - 1) % (m - 1)
 
 
-def _tiled_body(Xd, Sd, Zd, alpha2, W, nx, a, kind, bw, beta, grad, acc1, acc2, acc3, sums, F,
-                Pf, Qf, Cf, tmp, tile, symmetric):
+def _tiled_body(
+    Xd,
+    Sd,
+    Zd,
+    alpha2,
+    W,
+    nx,
+    a,
+    kind,
+    bw,
+    beta,
+    grad,
+    acc1,
+    acc2,
+    acc3,
+    sums,
+    F,
+    Pf,
+    Qf,
+    Cf,
+    tmp,
+    tile,
+    symmetric,
+):
     n, d = Xd.shape
     n_chunks = F.shape[0]
     nb = (n + tile - 1) // tile
@@ -420,10 +474,35 @@ def _tiled_body(Xd, Sd, Zd, alpha2, W, nx, a, kind, bw, beta, grad, acc1, acc2, 
                 t = 0.0
                 for q in range(nb):
                     J0 = q * tile
-                    t += _tile_pair(I0, min(tile, n - I0), J0, min(tile, n - J0), grad, Xd,
-                                    Sd, Zd, alpha2, W, nx, a, kind, inv_h, beta, F[c], Pf[c],
-                                    Qf[c], Cf[c], rb[c], cols[c], tmp[c], acc1, acc2, acc3, sums,
-                                    False)
+                    t += _tile_pair(
+                        I0,
+                        min(tile, n - I0),
+                        J0,
+                        min(tile, n - J0),
+                        grad,
+                        Xd,
+                        Sd,
+                        Zd,
+                        alpha2,
+                        W,
+                        nx,
+                        a,
+                        kind,
+                        inv_h,
+                        beta,
+                        F[c],
+                        Pf[c],
+                        Qf[c],
+                        Cf[c],
+                        rb[c],
+                        cols[c],
+                        tmp[c],
+                        acc1,
+                        acc2,
+                        acc3,
+                        sums,
+                        False,
+                    )
                 rows[b] = t
         return _ordered_sum(rows)
     totals = np.zeros((m, half))
@@ -442,15 +521,66 @@ def _tiled_body(Xd, Sd, Zd, alpha2, W, nx, a, kind, bw, beta, grad, acc1, acc2, 
                     p = q = k
                 I0 = p * tile
                 J0 = q * tile
-                t = _tile_pair(I0, min(tile, n - I0), J0, min(tile, n - J0), grad, Xd, Sd, Zd,
-                               alpha2, W, nx, a, kind, inv_h, beta, F[c], Pf[c], Qf[c], Cf[c],
-                               rb[c], cols[c], tmp[c], acc1, acc2, acc3, sums, True)
+                t = _tile_pair(
+                    I0,
+                    min(tile, n - I0),
+                    J0,
+                    min(tile, n - J0),
+                    grad,
+                    Xd,
+                    Sd,
+                    Zd,
+                    alpha2,
+                    W,
+                    nx,
+                    a,
+                    kind,
+                    inv_h,
+                    beta,
+                    F[c],
+                    Pf[c],
+                    Qf[c],
+                    Cf[c],
+                    rb[c],
+                    cols[c],
+                    tmp[c],
+                    acc1,
+                    acc2,
+                    acc3,
+                    sums,
+                    True,
+                )
                 if r == m - 1 and k + half < nb:
                     I0 = (k + half) * tile
-                    t += _tile_pair(I0, min(tile, n - I0), I0, min(tile, n - I0), grad, Xd,
-                                    Sd, Zd, alpha2, W, nx, a, kind, inv_h, beta, F[c], Pf[c],
-                                    Qf[c], Cf[c], rb[c], cols[c], tmp[c], acc1, acc2, acc3, sums,
-                                    True)
+                    t += _tile_pair(
+                        I0,
+                        min(tile, n - I0),
+                        I0,
+                        min(tile, n - I0),
+                        grad,
+                        Xd,
+                        Sd,
+                        Zd,
+                        alpha2,
+                        W,
+                        nx,
+                        a,
+                        kind,
+                        inv_h,
+                        beta,
+                        F[c],
+                        Pf[c],
+                        Qf[c],
+                        Cf[c],
+                        rb[c],
+                        cols[c],
+                        tmp[c],
+                        acc1,
+                        acc2,
+                        acc3,
+                        sums,
+                        True,
+                    )
                 totals[r, k] = t
     return _ordered_sum(totals.ravel())
 
@@ -535,7 +665,7 @@ def _aligned(shape, dtype, zero=False):
     size = int(np.prod(shape)) * dtype.itemsize
     raw = (np.zeros if zero else np.empty)(size + _ALIGN, dtype=np.uint8)
     start = -raw.ctypes.data % _ALIGN
-    return raw[start:start + size].view(dtype).reshape(shape)
+    return raw[start : start + size].view(dtype).reshape(shape)
 
 
 def tiled_radial_sums(kind, x, s, bw, beta, grad, parallel, dtype, symmetric=True):
@@ -578,8 +708,30 @@ def tiled_radial_sums(kind, x, s, bw, beta, grad, parallel, dtype, symmetric=Tru
     Qf = _aligned((n_chunks, tile * tile), dtype, zero=True)
     Cf = _aligned((n_chunks, tile * tile), dtype, zero=True)
     tmp = _aligned((n_chunks, tile * 2 * d), dtype, zero=True)
-    args = (Xd, Sd, Zd, alpha2, W, nx, a, kind, float(bw), float(beta), grad, acc1, acc2, acc3,
-            sums, F, Pf, Qf, Cf, tmp, tile, bool(symmetric))
+    args = (
+        Xd,
+        Sd,
+        Zd,
+        alpha2,
+        W,
+        nx,
+        a,
+        kind,
+        float(bw),
+        float(beta),
+        grad,
+        acc1,
+        acc2,
+        acc3,
+        sums,
+        F,
+        Pf,
+        Qf,
+        Cf,
+        tmp,
+        tile,
+        bool(symmetric),
+    )
     with single_threaded_blas():
         total = _tiled_parallel(*args) if parallel else _tiled_serial(*args)
     if not grad:
@@ -606,7 +758,7 @@ def _cross_tile_row(i, bj, jdiag, Gv, nx, ny, I0, J0, c_exp, Kt):
     """Row ``i`` of a tile of ``k = exp(c r2)`` in the tile's dtype; returns the row's sum."""
     _wide_vectors()
     G = Gv[i, :bj]
-    nyj = ny[J0:J0 + bj]  # a slice: see _gaussian_tile_row
+    nyj = ny[J0 : J0 + bj]  # a slice: see _gaussian_tile_row
     nxi = nx[I0 + i]
     kt = Kt[i]
     zero = like(G, 0.0)
@@ -638,16 +790,16 @@ def _cross_body(Xd, Yd, YW, nx, ny, same, bw, rows, acc, sums, G, K, tmp):
             total = 0.0
             for J0 in range(0, m, tile):
                 bj = min(tile, m - J0)
-                Gv = G[c][:bi * bj].reshape((bi, bj))
-                np.dot(Xd[I0:I0 + bi], Yd[J0:J0 + bj].T, Gv)
-                Kt = K[c][:bi * bj].reshape((bi, bj))
+                Gv = G[c][: bi * bj].reshape((bi, bj))
+                np.dot(Xd[I0 : I0 + bi], Yd[J0 : J0 + bj].T, Gv)
+                Kt = K[c][: bi * bj].reshape((bi, bj))
                 for i in range(bi):
                     jdiag = I0 + i - J0 if same else -1
                     t = _cross_tile_row(i, bj, jdiag, Gv, nx, ny, I0, J0, c_exp, Kt)
                     sums[I0 + i] += t
                     total += t
-                tv = tmp[c][:bi * dyw].reshape((bi, dyw))
-                np.dot(Kt, YW[J0:J0 + bj], tv)
+                tv = tmp[c][: bi * dyw].reshape((bi, dyw))
+                np.dot(Kt, YW[J0 : J0 + bj], tv)
                 _add_rows(acc, I0, tv)
             rows[b] = total
 
@@ -697,8 +849,7 @@ def tiled_gaussian_cross(x, y, w, bw, parallel, dtype):
     same = y is x
     x = np.ascontiguousarray(x, dtype=np.float64)
     y = x if same else np.ascontiguousarray(y, dtype=np.float64)
-    w = (np.empty((y.shape[0], 0)) if w is None
-         else np.ascontiguousarray(w, dtype=np.float64))
+    w = np.empty((y.shape[0], 0)) if w is None else np.ascontiguousarray(w, dtype=np.float64)
     n, d = x.shape
     m, dw = y.shape[0], w.shape[1]
     Xd = _aligned((n, d), dtype)

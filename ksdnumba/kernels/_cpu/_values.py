@@ -57,12 +57,14 @@ def _columns_body(kind, beta, xT, sT, weights, trace, cols, rows, out, n_chunks)
             for i0 in range(lo, hi, _BLOCK):
                 m = min(_BLOCK, hi - i0)
                 if contiguous:  # all rows, in order: the partners are read as slices
-                    _column_block(kind, beta, xT, sT, weights, trace, c, i0, m, out[q, i0 : i0 + m],
-                                  acc)
+                    _column_block(
+                        kind, beta, xT, sT, weights, trace, c, i0, m, out[q, i0 : i0 + m], acc
+                    )
                 else:
                     for ii in range(m):
-                        _column_block(kind, beta, xT, sT, weights, trace, c, rows[i0 + ii], 1,
-                                      col, acc)
+                        _column_block(
+                            kind, beta, xT, sT, weights, trace, c, rows[i0 + ii], 1, col, acc
+                        )
                         out[q, i0 + ii] = col[0]
 
 
@@ -109,8 +111,7 @@ def stein_diagonal(layout):
 
 
 @njit(**_KERNEL)
-def _greedy_rows(kind, beta, xT, sT, weights, trace, obj, lap, logp, lam, lw, step, c, lo, hi,
-                 buf):
+def _greedy_rows(kind, beta, xT, sT, weights, trace, obj, lap, logp, lam, lw, step, c, lo, hi, buf):
     """One greedy step on rows ``lo .. hi - 1``: add twice column ``c`` (none if
     ``c < 0``) to ``obj``; return the rows' smallest value and its first index."""
     regularized = lap.shape[0] > 0
@@ -139,8 +140,9 @@ def _greedy_rows(kind, beta, xT, sT, weights, trace, obj, lap, logp, lam, lw, st
     return best, best_i
 
 
-def _greedy_body(kind, beta, xT, sT, weights, trace, obj, lap, logp, lam, lw, idx, totals, t0,
-                 t1, n_chunks):
+def _greedy_body(
+    kind, beta, xT, sT, weights, trace, obj, lap, logp, lam, lw, idx, totals, t0, t1, n_chunks
+):
     """Steps ``t0 .. t1 - 1``; ``obj`` holds the objective after step ``t0 - 1``."""
     n = xT.shape[1]
     chunk_val = np.empty(n_chunks)
@@ -150,9 +152,24 @@ def _greedy_body(kind, beta, xT, sT, weights, trace, obj, lap, logp, lam, lw, id
     for t in range(t0, t1):
         c = idx[t - 1] if t > 0 else -1
         for ch in prange(n_chunks):
-            v, i = _greedy_rows(kind, beta, xT, sT, weights, trace, obj, lap, logp, lam, lw,
-                                t + 1.0, c, ch * n // n_chunks, (ch + 1) * n // n_chunks,
-                                scratch[ch])
+            v, i = _greedy_rows(
+                kind,
+                beta,
+                xT,
+                sT,
+                weights,
+                trace,
+                obj,
+                lap,
+                logp,
+                lam,
+                lw,
+                t + 1.0,
+                c,
+                ch * n // n_chunks,
+                (ch + 1) * n // n_chunks,
+                scratch[ch],
+            )
             chunk_val[ch] = v
             chunk_idx[ch] = i
         best = chunk_val[0]
@@ -237,8 +254,21 @@ def greedy_thinning(layout, m, lap=None, logp=None, lam=0.0, log_weights=None, p
         logp = np.empty(0)
     idx = np.empty(m, dtype=np.int64)
     totals = np.empty(m)
-    args = (layout.kind, layout.beta, xT, sT, layout.weights, layout.trace, obj, lap, logp,
-            float(lam), lw, idx, totals)
+    args = (
+        layout.kind,
+        layout.beta,
+        xT,
+        sT,
+        layout.weights,
+        layout.trace,
+        obj,
+        lap,
+        logp,
+        float(lam),
+        lw,
+        idx,
+        totals,
+    )
     n_chunks = _n_chunks(n)
 
     def run(threaded, t0, t1):

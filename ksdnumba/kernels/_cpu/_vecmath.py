@@ -176,14 +176,18 @@ def _exp_scalar32(t):
     r = (tj - nf * _LN2_HI32) - nf * _LN2_LO32
     r2 = r * r
     w0 = (np.float32(1.0) + r) + r2 * (np.float32(1.0 / 2.0) + r * np.float32(1.0 / 6.0))
-    w1 = ((np.float32(1.0 / 24.0) + r * np.float32(1.0 / 120.0))
-          + r2 * (np.float32(1.0 / 720.0) + r * np.float32(1.0 / 5040.0)))
+    w1 = (np.float32(1.0 / 24.0) + r * np.float32(1.0 / 120.0)) + r2 * (
+        np.float32(1.0 / 720.0) + r * np.float32(1.0 / 5040.0)
+    )
     p = (w0 + (r2 * r2) * w1) * _pow2_of_shifted32(shifted)
     return p if t > _EXP_MIN32 else np.float32(0.0)
 
 
 def fexp(t):
-    """``exp(t)`` for ``t <= 0`` in ``t``'s precision: :func:`_exp_scalar` or :func:`_exp_scalar32`."""
+    """``exp(t)`` for ``t <= 0`` in ``t``'s precision.
+
+    :func:`_exp_scalar` or :func:`_exp_scalar32`.
+    """
     raise NotImplementedError("fexp is called from compiled code only")
 
 
