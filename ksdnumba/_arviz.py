@@ -199,7 +199,7 @@ def _thin_dataset(ds, chain: np.ndarray, draw: np.ndarray):
     return picked.transpose(*_SAMPLE_DIMS, ...)
 
 
-def thinned_trace(trace: Any, indices: ArrayLike):
+def thinned_trace(trace: Any, indices: ArrayLike) -> Any:
     """The draws at flat `indices` of a trace, as an ArviZ object of the trace's kind.
 
     The result has one chain whose draws are the picked ones, in the order of

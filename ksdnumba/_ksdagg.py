@@ -26,6 +26,7 @@ from ._validation import (
     check_particles,
     check_positive_int,
     check_rng,
+    check_target_dims,
 )
 
 __all__ = ["KSDAggResult", "ksdagg"]
@@ -340,6 +341,7 @@ def ksdagg(
     True
     """
     x = check_particles(x, "x")
+    check_target_dims(target_or_scores, x, "x")
     n, d = x.shape
     if n < 2:
         raise ValueError("KSDAgg needs at least 2 points, got 1")

@@ -23,7 +23,7 @@ import numpy as np
 from ._validation import check_option, check_spd
 
 PRECONDITIONERS = ("id", "med", "sclmed", "smpcov")
-SAMPLE_KERNELS = ("imq", "gaussian")
+SAMPLE_KERNELS = ("gaussian", "imq")
 # stein-thinning takes the median distance over this many evenly spaced rows.
 _MEDIAN_ROWS = 1000
 

@@ -23,7 +23,7 @@ from ._validation import (
 
 __all__ = ["RelativeKSDTestResult", "relative_ksd_test"]
 
-RELATIVE_KERNELS = ("imq", "gaussian", "linear")
+RELATIVE_KERNELS = ("gaussian", "imq", "linear")
 
 
 class RelativeKSDTestResult(Result):

@@ -11,7 +11,12 @@ current one) and return it, so that a figure of several panels is one loop::
     plot_particles(res.x, ax=ax, x_init=x0, trajectory=res.trajectory)
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["plot_convergence", "plot_ksd_curve", "plot_particles", "plot_target_2d"]
 
@@ -49,17 +54,17 @@ def _limits(lim, name):
 
 
 def plot_target_2d(
-    target,
+    target: Any,
     *,
-    ax=None,
-    xlim=(-2.0, 2.0),
-    ylim=(-1.5, 1.5),
-    levels=5,
-    grid=100,
-    quiver=20,
-    contour_kw=None,
-    quiver_kw=None,
-):
+    ax: Any = None,
+    xlim: tuple[float, float] = (-2.0, 2.0),
+    ylim: tuple[float, float] = (-1.5, 1.5),
+    levels: int | ArrayLike = 5,
+    grid: int = 100,
+    quiver: int = 20,
+    contour_kw: dict | None = None,
+    quiver_kw: dict | None = None,
+) -> Any:
     r"""Draw a 2-D target: contours of its log density and its score field.
 
     The contours of ``target.logpdf`` are drawn on a ``grid x grid`` mesh
@@ -173,18 +178,18 @@ def plot_target_2d(
 
 
 def plot_particles(
-    x,
+    x: ArrayLike,
     *,
-    ax=None,
-    x_init=None,
-    trajectory=None,
-    color="blue",
-    s=4.0,
-    init_color="green",
-    init_s=1.0,
-    label=None,
-    trajectory_kw=None,
-):
+    ax: Any = None,
+    x_init: ArrayLike | None = None,
+    trajectory: ArrayLike | None = None,
+    color: Any = "blue",
+    s: float = 4.0,
+    init_color: Any = "green",
+    init_s: float = 1.0,
+    label: str | None = None,
+    trajectory_kw: dict | None = None,
+) -> Any:
     """Draw 2-D particles, optionally with where they started and their paths.
 
     Layers, from bottom to top: the trajectories (thin black lines,
@@ -277,17 +282,17 @@ def _runs(values, name):
 
 
 def plot_convergence(
-    times,
-    values,
+    times: Any,
+    values: Any,
     *,
-    ax=None,
-    label=None,
-    color=None,
-    n_grid=200,
-    log_time=False,
-    runs_alpha=0.25,
-    linewidth=2.0,
-):
+    ax: Any = None,
+    label: str | None = None,
+    color: Any = None,
+    n_grid: int = 200,
+    log_time: bool = False,
+    runs_alpha: float = 0.25,
+    linewidth: float = 2.0,
+) -> Any:
     """Draw a quantity against time for one or several runs, and their median.
 
     Each run is drawn as a thin line (``alpha=runs_alpha``). With several runs,
@@ -387,15 +392,15 @@ def plot_convergence(
 
 
 def plot_ksd_curve(
-    result,
+    result: Any,
     *,
-    ax=None,
-    reference=True,
-    exact=True,
-    pooled=True,
-    legend=True,
-    linewidth=1.5,
-):
+    ax: Any = None,
+    reference: bool = True,
+    exact: bool = True,
+    pooled: bool = True,
+    legend: bool = True,
+    linewidth: float = 1.5,
+) -> Any:
     r"""Draw the running KSD of each chain on log-log axes, with the rate of independent draws.
 
     One line per chain (``result.ksd[c]`` against ``result.m``, labelled

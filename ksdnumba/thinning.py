@@ -7,6 +7,7 @@ and the compiled columns of :mod:`ksdnumba.kernels._cpu._values`.
 
 import numbers
 import warnings
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -123,19 +124,19 @@ def _regularization(regularize, m, target, log_p, laplacian, sample, scale):
 
 
 def stein_thinning(
-    sample,
-    scores,
-    m,
+    sample: Any,
+    scores: Any,
+    m: int,
     *,
-    kernel="imq",
-    preconditioner="sclmed",
-    standardize=True,
-    regularize=None,
-    target=None,
-    log_p=None,
-    laplacian=None,
-    backend="auto",
-):
+    kernel: str = "imq",
+    preconditioner: str | float | ArrayLike = "sclmed",
+    standardize: bool = True,
+    regularize: bool | float | None = None,
+    target: Any = None,
+    log_p: ArrayLike | None = None,
+    laplacian: ArrayLike | None = None,
+    backend: str = "auto",
+) -> ThinningResult:
     r"""Select ``m`` points of a sample by greedy minimisation of their KSD.
 
     Stein thinning (Riabiz et al. 2022) picks, one at a time, the point that

@@ -21,8 +21,16 @@ X0 = np.random.default_rng(0).normal(size=(5, 2))
 Y = np.random.default_rng(1).normal(size=(7, 2))
 
 
+OTHER = kn.Gaussian(np.ones(2), 1.0)
+
+
 def _thin(x, **kw):
     return kn.stein_thinning(x, x, 2, **kw)  # the points are checked before the scores
+
+
+def _thin_gf(x, **kw):
+    n = len(x)  # the points are checked before the densities and the gradient
+    return kn.stein_thinning_gf(x, np.zeros(n), np.zeros(n), np.zeros((n, 2)), 2, **kw)
 
 
 # name: (call, name of the points in messages, options it takes)
@@ -88,6 +96,28 @@ ENTRY_POINTS = {
         {"target", "kernel", "bw", "beta", "backend", "rng"},
     ),
     "stein_thinning": (_thin, "sample", {"backend"}),
+    "stein_thinning_gf": (_thin_gf, "sample", {"kernel", "backend"}),
+    "kernel_thinning": (
+        lambda x, **kw: kn.kernel_thinning(x, x, 1, **kw),
+        "sample",
+        {"kernel", "rng", "progress"},
+    ),
+    "stein_weights": (
+        lambda x, **kw: kn.stein_weights(x, x, **kw),
+        "sample",
+        {"kernel", "backend", "max_iter", "progress"},
+    ),
+    "ksd_curve": (lambda x, **kw: kn.ksd_curve(x, x, **kw), "sample", {"kernel", "backend"}),
+    "ksdagg": (
+        lambda x, **kw: kn.ksdagg(x, TARGET, **{"n_resamples": (200, 50), **kw}),
+        "x",
+        {"target", "backend", "dtype", "rng", "progress"},
+    ),
+    "relative_ksd_test": (
+        lambda x, **kw: kn.relative_ksd_test(x, TARGET, OTHER, **kw),
+        "x",
+        {"target", "kernel", "bw", "beta", "backend"},
+    ),
     "SteinMatrix": (
         lambda x, **kw: kn.SteinMatrix(x, TARGET, **kw),
         "x",
@@ -126,17 +156,29 @@ def test_bad_points(entry, x, match):
 
 @pytest.mark.parametrize("entry", ENTRY_POINTS)
 def test_integer_points_are_converted(entry):
+    # Integer points give what the same points in float64 give.
     x = np.array([[0, 1], [2, -1], [1, 1]])
-    out = _call(entry, x)
-    if entry == "ksd_and_grad":
-        assert out[1].dtype == np.float64
-    elif isinstance(getattr(out, "get", None), type(dict.get)) and "x" in out:
-        assert out.x.dtype == np.float64
+    kw = {"rng": 0} if "rng" in ENTRY_POINTS[entry][2] else {}
+    out, ref = _call(entry, x, **kw), _call(entry, x.astype(np.float64), **kw)
+    if isinstance(out, tuple):
+        pairs = zip(out, ref)
+    elif isinstance(out, dict):
+        assert out.keys() == ref.keys()
+        pairs = [(out[k], ref[k]) for k in out if isinstance(out[k], np.ndarray | float)]
+        assert pairs
+    elif entry == "SteinMatrix":
+        pairs = [(out.toarray(), ref.toarray())]
+    else:
+        pairs = [(out, ref)]
+    for a, b in pairs:
+        np.testing.assert_array_equal(a, b)
+        if np.asarray(a).dtype.kind == "f":
+            assert np.asarray(a).dtype == np.float64
 
 
 @pytest.mark.parametrize("entry", _having("target"))
 def test_dimension_mismatch(entry):
-    with pytest.raises(ValueError, match="3 columns .* target is 2-dimensional"):
+    with pytest.raises(ValueError, match="3 columns .* (target|p) is 2-dimensional"):
         _call(entry, np.zeros((4, 3)))
 
 
@@ -252,6 +294,8 @@ def test_not_a_target(entry):
             "ksd_and_grad": lambda: kn.ksd_and_grad(X0, "gaussian"),
             "ksd_test": lambda: kn.ksd_test(X0, "gaussian"),
             "SteinMatrix": lambda: kn.SteinMatrix(X0, object()),
+            "ksdagg": lambda: kn.ksdagg(X0, "gaussian"),
+            "relative_ksd_test": lambda: kn.relative_ksd_test(X0, "gaussian", OTHER),
         }[entry]()
 
 

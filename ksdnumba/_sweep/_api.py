@@ -225,7 +225,7 @@ def sweep(
     configs: Iterable[Mapping] | Mapping,
     targets: Mapping[str, object],
     *,
-    client=None,
+    client: Any = None,
     directory: str | PathLike | None = None,
     threads_per_fit: int | None = None,
     keep: str = "x",
