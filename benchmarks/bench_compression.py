@@ -1,18 +1,22 @@
 """Stein kernel thinning, Stein Compress++ and Stein weights against goodpoints and SciPy.
 
-Prints tables and writes the numbers, with the machine, the git revision and the
-date, to ``--json FILE`` (default ``benchmarks/results/compression.json``):
+Prints tables and writes their rows to ``benchmarks/results/compression.json``
+(``--json PATH`` elsewhere, ``--no-json`` not at all; ``benchmarks/_results.py``)
+with the machine, the revision, the date and the load average before and after;
+``part`` is ``kernel_thinning``, ``compress`` or ``weights``:
 
 * ``kernel_thinning`` at n = 2**14, d = 10, 7 rounds (sqrt(n) = 128 points),
   IMQ kernel, ``"sclmed"``, standardised, against goodpoints 0.6.3's
   ``kt.thin_K(K, K, 7, delta=0.5, seed=0, mean0=True)`` plus the time to build its
   dense ``K`` (``SteinMatrix.toarray()``, 2 GiB): wall time, peak RSS of the
-  process, and whether the indices are identical.
+  process, whether the indices are identical, and the speed-up (goodpoints' time,
+  building ``K`` included, over ours).
 * ``kernel_thinning(compress=True)`` (Stein Compress++, oversampling g = 4) at
   n = 2**16 and 2**18, d = 10, against goodpoints' compiled
   ``compress.compresspp_kt`` with its *Gaussian* kernel (squared bandwidth 2 d,
   the median squared distance of a standard normal sample) on the same points and
-  g; and n = 2**20 for ours alone.
+  g; and n = 2**20 for ours alone. The speed-up is goodpoints' time over ours,
+  for two different kernels: the Stein kernel costs more per pair.
 * ``stein_weights`` at n = 2**14, d = 10 (operator products, dense face blocks):
   time, the KKT residual reached, iterations, support; and at n = 2,000 against
   SciPy's ``minimize(method="SLSQP")`` on the dense matrix (at most 50 of its
@@ -26,11 +30,11 @@ ones take seconds to minutes), the best of 2 below 10 s.
 
 Run as ``python benchmarks/bench_compression.py`` from the repository root with
 the package installed (or ``PYTHONPATH=.``) and goodpoints 0.6.3: about 10
-minutes on a 2-core machine; ``--quick`` runs small sizes in a minute.
+minutes on a 2-core machine; ``--quick`` runs small sizes in a minute, and writes
+no results file unless ``--json PATH`` is given.
 """
 
 import argparse
-import datetime
 import json
 import os
 import subprocess
@@ -40,9 +44,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_objective import _machine, _peak_rss_mib  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+import _results  # noqa: E402
+from bench_objective import _peak_rss_mib  # noqa: E402
 
 
 def _problem(n, d, seed=0, biased=False):
@@ -202,6 +205,7 @@ def bench_kt(n, d, rounds, tmp):
     print(f"\nkernel_thinning, n = {n}, d = {d}, rounds = {rounds}", flush=True)
     ours = _run("kt_ours", n, d, rounds, out=os.path.join(tmp, "a.npy"))
     row = {
+        "part": "kernel_thinning",
         "n": n,
         "d": d,
         "rounds": rounds,
@@ -219,6 +223,7 @@ def bench_kt(n, d, rounds, tmp):
             goodpoints_thin_seconds=theirs["thin_seconds"],
             goodpoints_seconds=theirs["seconds"],
             goodpoints_peak_rss_mib=theirs["peak_rss_mib"],
+            speedup=theirs["seconds"] / ours["seconds"],
             same_indices=bool(
                 np.array_equal(
                     np.load(os.path.join(tmp, "a.npy")), np.load(os.path.join(tmp, "b.npy"))
@@ -244,10 +249,11 @@ def bench_compress(sizes, d, g, ours_only, tmp):
         f"d = {d}, g = {g}",
         flush=True,
     )
-    print(f"{'n':>9} {'ours s':>9} {'ours RSS':>9} {'gp s':>9} {'gp RSS':>9} {'ratio':>7}")
+    print(f"{'n':>9} {'ours s':>9} {'ours RSS':>9} {'gp s':>9} {'gp RSS':>9} {'speed-up':>8}")
     for n in sizes:
         ours = _run("cpp_ours", n, d, g, out=os.path.join(tmp, "a.npy"))
         row = {
+            "part": "compress",
             "n": n,
             "d": d,
             "g": g,
@@ -261,11 +267,11 @@ def bench_compress(sizes, d, g, ours_only, tmp):
             row.update(
                 goodpoints_seconds=theirs["seconds"],
                 goodpoints_peak_rss_mib=theirs["peak_rss_mib"],
-                ratio=ours["seconds"] / theirs["seconds"],
+                speedup=theirs["seconds"] / ours["seconds"],
             )
             tail = (
                 f"{row['goodpoints_seconds']:>9.2f} {row['goodpoints_peak_rss_mib']:>6.0f}MiB"
-                f" {row['ratio']:>6.2f}x"
+                f" {row['speedup']:>6.2f}x"
             )
         else:
             tail = "  (ours only)"
@@ -282,7 +288,7 @@ def bench_weights(n_large, n_small, d, tmp):
     print(f"\nstein_weights, d = {d}", flush=True)
     for n in (n_small, n_large):
         ours = _run("weights_ours", n, d, out=os.path.join(tmp, "a.npy"))
-        row = {"n": n, "d": d, **{f"ours_{k}": v for k, v in ours.items()}}
+        row = {"part": "weights", "n": n, "d": d, **{f"ours_{k}": v for k, v in ours.items()}}
         line = (
             f"  n = {n:>6}: ours {ours['seconds']:8.2f} s, KKT residual "
             f"{ours['kkt_residual']:.1e}, {ours['nit']} iterations, support "
@@ -291,6 +297,7 @@ def bench_weights(n_large, n_small, d, tmp):
         if n == n_small:
             theirs = _run("weights_slsqp", n, d, out=os.path.join(tmp, "b.npy"))
             row.update({f"slsqp_{k}": v for k, v in theirs.items()})
+            row["speedup"] = theirs["seconds"] / ours["seconds"]
             row["max_weight_difference"] = float(
                 np.max(
                     np.abs(
@@ -308,32 +315,12 @@ def bench_weights(n_large, n_small, d, tmp):
     return rows
 
 
-def _revision():
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke test)")
-    parser.add_argument(
-        "--json",
-        default=os.path.join(ROOT, "benchmarks", "results", "compression.json"),
-        help="write the numbers to this file",
-    )
-    args = parser.parse_args()
+    _results.add_arguments(parser, "compression")
+    args = parser.parse_args(argv)
     if args.worker:
         name, *rest, out = args.worker
         result = WORKERS[name](*map(int, rest), out)
@@ -342,31 +329,30 @@ def main():
         return
     import tempfile
 
-    machine = _machine()
-    machine.update(
-        revision=_revision(),
-        date=datetime.datetime.now().isoformat(timespec="seconds"),
-        load_average_start=os.getloadavg(),
-    )
-    print(json.dumps(machine))
     if args.quick:
         kt_case, cpp_sizes, ours_only, weights = (2**11, 10, 5), [2**12, 2**14], [], (2**11, 500)
     else:
         kt_case, cpp_sizes, ours_only = (2**14, 10, 7), [2**16, 2**18, 2**20], [2**20]
         weights = (2**14, 2000)
+    d, g = 10, 4
     with tempfile.TemporaryDirectory() as tmp:
-        results = {
-            "machine": machine,
-            "quick": args.quick,
-            "kernel_thinning": bench_kt(*kt_case, tmp),
-            "compress": bench_compress(cpp_sizes, 10, 4, ours_only, tmp),
-            "weights": bench_weights(*weights, 10, tmp),
-        }
-    machine["load_average_end"] = os.getloadavg()
-    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-    with open(args.json, "w") as f:
-        json.dump(results, f, indent=1)
-    print(f"\nwritten to {args.json}")
+        rows = [bench_kt(*kt_case, tmp)]
+        rows += bench_compress(cpp_sizes, d, g, ours_only, tmp)
+        rows += bench_weights(*weights, d, tmp)
+    try:
+        from importlib.metadata import version
+
+        goodpoints = version("goodpoints")
+    except Exception:  # not installed, or no metadata
+        goodpoints = None
+    meta = {
+        "goodpoints": goodpoints,
+        "oversampling": g,
+        "ours_only": ours_only,
+        "openblas_num_threads": os.environ.get("OPENBLAS_NUM_THREADS", "1"),
+        "quick": args.quick,
+    }
+    _results.write("compression", rows, meta=meta, path=args.json)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Running KSD curves: ksd_curve against stein-thinning's ksd, and ksd_diagnostic's cost.
 
-Prints a table and writes the numbers to ``benchmarks/results/diagnostics.json``
-(or ``--json FILE``), with the CPU, the versions, the git revision, the date and
-the load average before and after:
+Prints tables and writes their rows to ``benchmarks/results/diagnostics.json``
+(``--json PATH`` elsewhere, ``--no-json`` not at all; ``benchmarks/_results.py``)
+with the machine, the revision, the date and the load average before and after;
+``part`` is ``ksd_curve`` or ``ksd_diagnostic``:
 
 * ``kn.ksd_curve(x, s)`` (one pass over the Stein matrix's tiles,
   ``SteinMatrix.prefix_sums``) and stein-thinning 0.2.0's
@@ -19,16 +20,17 @@ the load average before and after:
   costs O(n^2 d^2): a run whose time, extrapolated from the previous one, would
   exceed what is left of ``--their-budget`` seconds is skipped and reported.
 * ``kn.ksd_diagnostic`` on 4 chains of N(0, I_10) draws with their scores, for
-  1,000 and 10,000 draws a chain (best of 3 after one call).
+  1,000 and 10,000 draws a chain (best of 3 after one call), with the kernel
+  values it computes (``pairs``) per second.
 
 Run as ``python benchmarks/bench_diagnostics.py`` from the repository root with
 the package installed (or ``PYTHONPATH=.``), under ``flock /tmp/bench.lock`` on a
 shared machine: a few minutes on 2 cores, most of them stein-thinning's;
-``--quick`` for a small run.
+``--quick`` for a small run, which writes no results file unless ``--json PATH``
+is given.
 """
 
 import argparse
-import datetime
 import json
 import os
 import subprocess
@@ -40,7 +42,8 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_objective import _machine, _peak_rss_mib  # noqa: E402
+import _results  # noqa: E402
+from bench_objective import _peak_rss_mib  # noqa: E402
 
 OPTIONS = {"preconditioner": "sclmed", "standardize": True}
 
@@ -113,6 +116,7 @@ def bench_curve(sizes, their_budget, tmp):
         ours_file, theirs_file = os.path.join(tmp, "ours.npy"), os.path.join(tmp, "theirs.npy")
         ours = _run("ours", n, d, ours_file)
         row = {
+            "part": "ksd_curve",
             "n": n,
             "d": d,
             "ours_seconds": ours["seconds"],
@@ -164,11 +168,13 @@ def bench_diagnostic(draws_per_chain, n_chains=4, d=10):
         pairs = n_chains * n * n / 2 + (n_chains * n) ** 2 / 2
         rows.append(
             {
+                "part": "ksd_diagnostic",
                 "n_chains": n_chains,
                 "n_draws": n,
                 "d": d,
                 "seconds": seconds,
                 "pairs": pairs,
+                "gpairs_per_s": pairs / seconds / 1e9,
                 "pooled_ksd": res.pooled_ksd,
             }
         )
@@ -177,19 +183,6 @@ def bench_diagnostic(draws_per_chain, n_chains=4, d=10):
             flush=True,
         )
     return rows
-
-
-def _revision():
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def main(argv=None):
@@ -201,7 +194,7 @@ def main(argv=None):
         default=600.0,
         help="seconds stein-thinning's runs may take in all",
     )
-    parser.add_argument("--json", default=None)
+    _results.add_arguments(parser, "diagnostics")
     parser.add_argument(
         "--worker", nargs=4, metavar=("WHICH", "N", "D", "OUT"), help=argparse.SUPPRESS
     )
@@ -216,31 +209,22 @@ def main(argv=None):
     else:
         sizes = [(n, d) for d in (2, 10) for n in (1000, 3000, 10_000, 30_000)]
         per_chain = [1000, 10_000]
-    results = {
-        "benchmark": "bench_diagnostics",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "git_revision": _revision(),
-        "machine": _machine(),
-        "options": OPTIONS,
-        "load_average_before": os.getloadavg(),
-    }
     try:
         import stein_thinning
 
-        results["stein_thinning"] = getattr(stein_thinning, "__version__", "installed")
+        theirs = getattr(stein_thinning, "__version__", "installed")
     except ImportError:
-        results["stein_thinning"] = None
+        theirs = None
     with tempfile.TemporaryDirectory() as tmp:
-        results["ksd_curve"] = bench_curve(sizes, args.their_budget, tmp)
-    results["ksd_diagnostic"] = bench_diagnostic(per_chain)
-    results["load_average_after"] = os.getloadavg()
-    path = args.json or os.path.join(ROOT, "benchmarks", "results", "diagnostics.json")
-    if args.quick and args.json is None:
-        path = os.path.join(tempfile.gettempdir(), "bench_diagnostics_quick.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        json.dump(results, f, indent=1)
-    print(f"\nwritten to {path} (revision {results['git_revision']})")
+        rows = bench_curve(sizes, args.their_budget, tmp)
+    rows += bench_diagnostic(per_chain)
+    meta = {
+        "options": OPTIONS,
+        "stein_thinning": theirs,
+        "their_budget_s": args.their_budget,
+        "quick": args.quick,
+    }
+    _results.write("diagnostics", rows, meta=meta, path=args.json)
 
 
 if __name__ == "__main__":

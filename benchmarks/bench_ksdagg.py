@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_ksdagg.py --compare --large --json benchmarks/results/ksdagg.json
+    python benchmarks/bench_ksdagg.py --compare --large
 
 * ``--compare``: the README's example (a Gamma sample, n = 500, d = 1) and
   Gaussian samples at n = 2,000 and 5,000, d = 2 and 10, with ksdagg's defaults
@@ -19,14 +19,18 @@ Run from the repository root::
   the tiles take the upper triangle, ``n^2 B``. Both rates are reported as
   fractions of the GEMM bound measured in the same run (bench_tiled's square
   GEMMs, the best of its three ways of using the two cores).
-* ``--smoke``: tiny sizes, to check the script.
+* ``--quick`` (or ``--smoke``): tiny sizes, to check the script; it writes no
+  results file unless ``--json PATH`` is given.
 
-The JSON holds the machine (CPU model, threads, versions), the git revision, the
-date, the load average before and after, and every row.
+Writes ``benchmarks/results/ksdagg.json`` (``--json PATH`` elsewhere, ``--no-json``
+not at all; ``benchmarks/_results.py``: the machine, the revision, the date, the load
+average before and after) after each part, so that a run stopped during the long
+``--large`` part keeps what it measured (``meta["complete"]`` says whether it ended).
+``part`` is ``bound`` (the GEMM bound, ``when`` = ``start``, ``before_large`` or
+``after_large``), ``compare`` or ``large``.
 """
 
 import argparse
-import datetime
 import json
 import os
 import subprocess
@@ -38,7 +42,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_objective import _machine  # noqa: E402
+import _results  # noqa: E402
 from bench_tiled import measure_bound  # noqa: E402
 
 DRAWS = (2000, 2000)
@@ -79,22 +83,6 @@ def problem(case, n, d):
         return x, (5 - 1) / x - 1 / 5
     x = np.random.default_rng(n + d).normal(size=(n, d)) + 0.1
     return x, -x
-
-
-def _git_revision():
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        return rev + ("+dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def _best(call, rounds):
@@ -148,6 +136,19 @@ def _jax(args, case, n, d):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _jax_columns(jax):
+    """The JAX worker's answer as flat row keys (``jax_error`` when it did not run)."""
+    if "error" in jax:
+        return {"jax_error": jax["error"]}
+    return {
+        "jax_first_s": jax["first"],
+        "jax_best_s": jax["best"],
+        "jax_reject": bool(jax["reject"]),
+        "jax_dtype": jax["dtype"],
+        "jax_version": jax["jax"],
+    }
+
+
 def compare(args, cases):
     rows = []
     print(
@@ -160,6 +161,7 @@ def compare(args, cases):
         t64, r64 = _ours(x, s, np.float64, args.rounds)
         t32, r32 = _ours(x, s, np.float32, args.rounds)
         row = {
+            "part": "compare",
             "case": case,
             "n": n,
             "d": d,
@@ -175,10 +177,14 @@ def compare(args, cases):
                 numpy_s=tn,
                 numpy_same_decision=bool(out) == r64.reject,
                 numpy_same_pvalues=bool(np.array_equal(pv, r64.pvalue)),
+                numpy_speedup_float64=tn / t64,
             )
         jax = _jax(args, case, n, d)
-        row["jax"] = jax
+        row.update(_jax_columns(jax))
         tj = jax.get("best", np.nan)
+        if "jax_best_s" in row:
+            # Above 1: ours is faster than ksdagg's JAX code (which runs in float32).
+            row.update(jax_speedup_float64=tj / t64, jax_speedup_float32=tj / t32)
         rows.append(row)
         print(
             f"{case:>6} {n:>6} {d:>3} {t64:>9.3f} {t32:>9.3f} {row.get('numpy_s', np.nan):>9.3f} "
@@ -190,47 +196,63 @@ def compare(args, cases):
     return rows
 
 
-def large(args, n, d, dtype, bound64, bound32):
+def bound_rows(measured, when):
+    """Rows ``part="bound"`` from :func:`bench_tiled.measure_bound`'s rates."""
+    return [
+        {
+            "part": "bound",
+            "when": when,
+            "dtype": name,
+            "one_thread_gflops": r["one thread"],
+            "two_at_once_gflops": r["two at once (sum)"],
+            "two_threaded_gflops": r["one two-threaded"],
+            "bound_gflops": max(r.values()),
+        }
+        for name, r in measured.items()
+    ]
+
+
+def large(n, d, dtype, bound):
     import ksdnumba.gof as gof
 
     x, s = problem("gauss", n, d)
     B = DRAWS[0] + DRAWS[1] + 1
-    rows = []
-    for dtype, bound in ((dtype, bound64 if dtype == np.float64 else bound32),):
-        gof.ksdagg(x[:300], s[:300], n_resamples=DRAWS, dtype=dtype)  # loads numba's cache
-        start = time.perf_counter()
-        res = gof.ksdagg(x, s, n_resamples=DRAWS, dtype=dtype, progress=True)
-        t = time.perf_counter() - start
-        dense = 2.0 * n * n * B * len(res.bw) / t / 1e9
-        row = {
-            "n": n,
-            "d": d,
-            "draws": B,
-            "bandwidths": len(res.bw),
-            "dtype": np.dtype(dtype).name,
-            "seconds": t,
-            "reject": res.reject,
-            "dense_gflops": dense,
-            "tile_gflops": dense / 2,
-            "bound_gflops": bound,
-            "dense_fraction_of_bound": dense / bound,
-            "tile_fraction_of_bound": dense / 2 / bound,
-        }
-        rows.append(row)
-        print(
-            f"n = {n}, d = {d}, {np.dtype(dtype).name}: {t:.1f} s; 2 n^2 B per bandwidth at "
-            f"{dense:.1f} GFLOP/s = {100 * dense / bound:.0f} % of the {bound:.0f} GFLOP/s "
-            f"bound (the tiles' n^2 B: {50 * dense / bound:.0f} %)",
-            flush=True,
-        )
-    return rows
+    gof.ksdagg(x[:300], s[:300], n_resamples=DRAWS, dtype=dtype)  # loads numba's cache
+    start = time.perf_counter()
+    res = gof.ksdagg(x, s, n_resamples=DRAWS, dtype=dtype, progress=True)
+    t = time.perf_counter() - start
+    dense = 2.0 * n * n * B * len(res.bw) / t / 1e9
+    name = np.dtype(dtype).name
+    print(
+        f"n = {n}, d = {d}, {name}: {t:.1f} s; 2 n^2 B per bandwidth at "
+        f"{dense:.1f} GFLOP/s = {100 * dense / bound:.0f} % of the {bound:.0f} GFLOP/s "
+        f"bound (the tiles' n^2 B: {50 * dense / bound:.0f} %)",
+        flush=True,
+    )
+    return {
+        "part": "large",
+        "n": n,
+        "d": d,
+        "draws": B,
+        "bandwidths": len(res.bw),
+        "dtype": name,
+        "seconds": t,
+        "reject": res.reject,
+        "dense_gflops": dense,
+        "tile_gflops": dense / 2,
+        "bound_gflops": bound,
+        "dense_fraction_of_bound": dense / bound,
+        "tile_fraction_of_bound": dense / 2 / bound,
+    }
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--compare", action="store_true")
-    parser.add_argument("--large", action="store_true")
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes, to check the script")
+    parser.add_argument("--compare", action="store_true", help="against ksdagg's NumPy and JAX")
+    parser.add_argument("--large", action="store_true", help="n = --large-n, d = 10")
+    parser.add_argument(
+        "--quick", "--smoke", action="store_true", help="tiny sizes, to check the script"
+    )
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--numpy-max-n", type=int, default=5000)
     parser.add_argument("--large-n", type=int, default=20_000)
@@ -238,59 +260,49 @@ def main(argv=None):
     parser.add_argument("--ksdagg-src", default="/work/ref-src/ksdagg-src")
     parser.add_argument("--jax-x64", action="store_true")
     parser.add_argument("--large-dtypes", default="float64,float32")
-    parser.add_argument("--json", metavar="FILE")
+    _results.add_arguments(parser, "ksdagg")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
-    report = {
-        "benchmark": "bench_ksdagg",
-        "revision": _git_revision(),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": _machine(),
-        "load_before": os.getloadavg(),
+    quick = args.quick
+    meta = {
         "draws": DRAWS,
-        "command": " ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])),
+        "rounds": args.rounds,
+        "numpy_max_n": args.numpy_max_n,
+        "jax_x64": args.jax_x64,
+        "quick": quick,
+        "complete": False,
     }
-    bounds = measure_bound(size=500 if args.smoke else 2000, rounds=2 if args.smoke else 5)
-    bound64 = max(bounds["float64"].values())
-    bound32 = max(bounds["float32"].values())
-    report["bound_gflops"] = {"float64": bound64, "float32": bound32, "rows": bounds}
+    rows = []
 
     def save():
-        report["load_after"] = os.getloadavg()
-        if args.json:
-            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-            with open(args.json, "w") as f:
-                json.dump(
-                    report,
-                    f,
-                    indent=1,
-                    default=lambda v: v.item() if hasattr(v, "item") else str(v),
-                )
+        _results.write("ksdagg", rows, meta=meta, path=args.json)
 
+    def bound(when):
+        measured = measure_bound(size=500 if quick else 2000, rounds=2 if quick else 5)
+        rows.extend(bound_rows(measured, when))
+        return max(measured["float64"].values()), max(measured["float32"].values())
+
+    bound64, bound32 = bound("start")
     if args.compare:
         cases = (
             [("gamma", 200, 1), ("gauss", 300, 10)]
-            if args.smoke
+            if quick
             else [("gamma", 500, 1)] + [("gauss", n, d) for n in (2000, 5000) for d in (2, 10)]
         )
-        report["compare"] = compare(args, cases)
+        rows.extend(compare(args, cases))
         save()
     if args.large:
-        n = 1000 if args.smoke else args.large_n
+        n = 1000 if quick else args.large_n
+        meta["large_n"] = n
         if args.compare:  # the load may have changed since the first measurement
-            again = measure_bound(size=500 if args.smoke else 2000, rounds=2 if args.smoke else 5)
-            report["bound_gflops_before_large"] = again
-            bound64 = max(again["float64"].values())
-            bound32 = max(again["float32"].values())
-        report["large"] = []
+            bound64, bound32 = bound("before_large")
         for name in args.large_dtypes.split(","):
-            report["large"] += large(args, n, 10, np.dtype(name), bound64, bound32)
+            dtype = np.dtype(name)
+            rows.append(large(n, 10, dtype, bound64 if dtype == np.float64 else bound32))
             save()
-        report["bound_gflops_after_large"] = measure_bound(
-            size=500 if args.smoke else 2000, rounds=2 if args.smoke else 5
-        )
+        bound("after_large")
+    meta["complete"] = True
     save()
-    print(f"load average before {report['load_before']}, after {report['load_after']}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """The benchmark-table directive's row selection and formatting, without running Sphinx.
 
 Also the files it reads: ``benchmarks/_results.py`` writes them, and every table of
-``docs/benchmarks.rst`` must find its file, its rows and its columns there.
+every page of ``docs/`` must find its file, its rows and its columns there.
 """
 
 import importlib.util
@@ -336,7 +336,7 @@ def test_results_json_arguments():
         parser.parse_args(["--json", "a.json", "--no-json"])
 
 
-# -- the benchmarks page -------------------------------------------------------------
+# -- the pages' tables ---------------------------------------------------------------
 
 DIRECTIVE = re.compile(r"^\.\. benchmark-table:: *(\S+)\n((?:[ \t]+:.*\n|[ \t]{6,}.*\n)*)", re.M)
 
@@ -357,17 +357,23 @@ def page_tables(page):
     return tables
 
 
-TABLES = page_tables(ROOT / "docs" / "benchmarks.rst")
+PAGES = sorted((ROOT / "docs").glob("*.rst"))
+# Every benchmark-table of every page (the directive works on any of them).
+TABLES = [(page.stem, name, options) for page in PAGES for name, options in page_tables(page)]
 
 
-def test_the_page_has_tables():
-    assert len(TABLES) >= 10
+def test_the_benchmarks_page_has_tables():
+    assert len(page_tables(ROOT / "docs" / "benchmarks.rst")) >= 10
 
 
-@pytest.mark.parametrize("name, options", TABLES, ids=[f"{t[0]}:{i}" for i, t in enumerate(TABLES)])
-def test_every_table_of_the_page_finds_its_rows(name, options):
+@pytest.mark.parametrize(
+    "page, name, options", TABLES, ids=[f"{t[0]}:{t[1]}:{i}" for i, t in enumerate(TABLES)]
+)
+def test_every_table_finds_its_file_and_rows(page, name, options):
     # What the Sphinx build would stop on, said here where it is quicker to see.
-    data = bt.load(ROOT / "benchmarks" / "results" / name)
+    path = ROOT / "benchmarks" / "results" / name
+    assert path.is_file(), f"docs/{page}.rst needs benchmarks/results/{name}: run its script"
+    data = bt.load(path)
     keys, body = bt.table_cells(
         data, where=options.get("where"), columns=options.get("columns"), sort=options.get("sort")
     )
