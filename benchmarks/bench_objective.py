@@ -27,7 +27,6 @@ import argparse
 import importlib.util
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -207,29 +206,6 @@ def _run_worker(args, env=None, timeout=900):
 
 
 # --------------------------------------------------------------------------- report
-
-
-def _machine():
-    """The machine in this script's older record (bench_ksdagg, calibration_gof import it)."""
-    import numba
-    import scipy
-
-    processor = platform.processor()
-    if not processor and os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
-        processor = names[0] if names else ""
-    return {
-        "processor": processor or platform.machine(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "numba_threads": numba.get_num_threads(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "scipy": scipy.__version__,
-        "thread_env": {k: os.environ[k] for k in THREAD_VARS if k in os.environ},
-    }
 
 
 def _comparison_available():
