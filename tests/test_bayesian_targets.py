@@ -382,6 +382,7 @@ def test_laplace_mixtures():
 # ------------------------------------------------------------- claim of the example
 
 
+@pytest.mark.slow
 def test_ica_claim_particles_against_random_matrices():
     # plot_ica.py, right panel, on 3 data sets instead of 5: on the posterior
     # proper (likelihood weight N) SVGD's particles have a lower median Amari

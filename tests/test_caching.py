@@ -10,6 +10,8 @@ from ksdnumba import objective
 from ksdnumba._caching import cache_depends_on, cache_depends_on_each_other
 from ksdnumba.kernels import _cpu
 
+pytestmark = pytest.mark.slow  # each test compiles in fresh processes
+
 CALLEE = """
 from numba import njit
 

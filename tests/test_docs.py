@@ -10,6 +10,8 @@ import pytest
 import ksdnumba
 from ksdnumba import datasets, plotting
 
+pytestmark = pytest.mark.slow  # the pages' code runs whole workflows
+
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 

@@ -212,6 +212,7 @@ def test_imq_at_huge_distances_matches_reference():
     _assert_sums_match("imq", x, s, 0.5, 0.5, False, "far pairs")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kernel, beta",
     [("gaussian", 0.5), ("imq", 0.5), ("imq", 0.3)],
@@ -371,6 +372,7 @@ def test_float32_exp_accuracy():
     np.testing.assert_array_equal(out[~inside], 0.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kernel, beta", [("gaussian", 0.5), ("imq", 0.5), ("imq", 0.3)])
 @pytest.mark.parametrize("n, d", [(300, 2), (1100, 2), (1100, 5), (1100, 8)])
 def test_computes_in_float32_says_what_the_sums_do(kernel, beta, n, d):

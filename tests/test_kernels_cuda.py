@@ -31,6 +31,8 @@ if not SIMULATOR and not _backend._cuda_available():
 from ksdnumba.kernels import _cuda  # noqa: E402  (imports numba.cuda)
 from ksdnumba.kernels._cuda import _compat, _launch, _sums  # noqa: E402
 
+pytestmark = pytest.mark.slow  # numba's CUDA simulator runs the kernels as Python
+
 RTOL64 = 1e-10
 RTOL32 = 1e-4
 # (n, d): one particle; a partial tile; several tiles with d = 1.

@@ -96,6 +96,7 @@ def _binomial_bounds(reps, p, level=1e-3):
     return stats.binom.ppf(level / 2, reps, p), stats.binom.ppf(1 - level / 2, reps, p)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bootstrap", ["wild", "multinomial"])
 @pytest.mark.parametrize("d", [1, 3])
 def test_calibration_on_exact_samples(bootstrap, d):

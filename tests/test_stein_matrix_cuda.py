@@ -37,6 +37,8 @@ if not SIMULATOR and not _backend._cuda_available():
 from ksdnumba.kernels import _cuda  # noqa: E402  (imports numba.cuda)
 from ksdnumba.kernels._cuda import _launch, _matrix, _profiles  # noqa: E402
 
+pytestmark = pytest.mark.slow  # numba's CUDA simulator runs the kernels as Python
+
 RTOL64 = 1e-10
 RTOL32 = 1e-4
 BW = 0.7

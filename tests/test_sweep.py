@@ -483,6 +483,7 @@ def test_fits_in_one_process_run_one_at_a_time():
 # ---------------------------------------------------------------- the process pool
 
 
+@pytest.mark.slow
 def test_pool_is_bit_identical_to_serial_and_reruns_a_killed_workers_fit(tmp_path):
     flag = tmp_path / "killed"
     targets = {"killer": KillsItsWorker(two_modes(0.3), flag), "f": kn.ScoreFunction(lambda x: -x)}
@@ -508,6 +509,7 @@ def test_pool_is_bit_identical_to_serial_and_reruns_a_killed_workers_fit(tmp_pat
     assert len(list((tmp_path / "fits").glob("fit-*.npz"))) == len(configs)
 
 
+@pytest.mark.slow
 def test_pool_records_a_fit_that_always_kills_its_worker(tmp_path):
     targets = {
         "killer": KillsItsWorker(two_modes(0.3), tmp_path / "flag", always=True),
@@ -551,6 +553,7 @@ def test_pool_refuses_to_start_from_a_child_importing_the_script(monkeypatch):
         kn.sweep(small_grid(target="wide"), TARGETS, client=2, progress=False)
 
 
+@pytest.mark.slow
 def test_a_script_without_main_guard_gets_a_clear_error(tmp_path):
     import subprocess
 
@@ -603,6 +606,7 @@ def _run_statistics_example(tmp_path, *args):
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_example_plot_minima_statistics_in_a_pool(tmp_path):
     # The gallery runs the default (20 seeds, in this process); 2 seeds here, in a pool,
     # whose workers import the script again: its main guard is what is tested.

@@ -12,6 +12,8 @@ distributed = pytest.importorskip("distributed")
 
 from test_sweep import TARGETS, KillsItsWorker, assert_same_fits, small_grid  # noqa: E402
 
+pytestmark = pytest.mark.slow  # each test starts a Dask cluster
+
 
 @pytest.fixture(scope="module")
 def client():

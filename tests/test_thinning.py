@@ -441,6 +441,7 @@ def test_cuda_without_a_gpu_says_why(monkeypatch):
     assert kn.stein_thinning(x, s, 3, backend="auto").backend == "cpu"
 
 
+@pytest.mark.slow
 def test_validation_survives_python_O():
     code = (
         "import numpy as np, ksdnumba as kn\n"
@@ -458,6 +459,7 @@ def test_validation_survives_python_O():
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_gallery_example_runs(tmp_path):
     pytest.importorskip("matplotlib")
     import os

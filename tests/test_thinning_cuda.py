@@ -25,6 +25,8 @@ if not SIMULATOR and not _backend._cuda_available():
 from ksdnumba.kernels import _cuda  # noqa: E402  (imports numba.cuda)
 from ksdnumba.kernels._cuda import _launch  # noqa: E402
 
+pytestmark = pytest.mark.slow  # numba's CUDA simulator runs the kernels as Python
+
 KINDS = [(GAUSSIAN, 0.5), (IMQ, 0.5), (IMQ, 0.3)]
 KIND_IDS = ["gaussian", "imq", "imq-0.3"]
 
