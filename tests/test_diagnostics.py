@@ -411,9 +411,6 @@ def test_plot_ksd_curve():
 
 
 def test_public_names():
-    # Exported from the package by the lead (ksdnumba/__init__.py); until then, skip.
-    if not hasattr(kn, "ksd_curve"):
-        pytest.skip("ksd_curve is not exported from ksdnumba on this branch yet")
     assert kn.ksd_curve is ksd_curve and kn.ksd_diagnostic is ksd_diagnostic
     assert kn.KSDDiagnosticResult is KSDDiagnosticResult
 
